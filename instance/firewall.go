@@ -1,0 +1,85 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// The host firewall keeps nodes away from the host itself and from link-local addresses (cloud metadata at
+// 169.254.169.254). Two chains of Sandlot's own, flushed and refilled on every start so that the rules always match
+// the configuration:
+//
+//	SANDLOT-INPUT   (jumped to first from INPUT): replies pass; new connections from nodes to any host address are
+//	                rejected.
+//	SANDLOT-FORWARD (jumped to first from DOCKER-USER): nodes may not reach link-local addresses, nor anything
+//	                the host publishes through DNAT.
+//
+// Nodes are recognised by their source address (the subnet pool). On overlay session networks a node's traffic
+// leaves through the host's docker_gwbridge with another address, so there the rules match that interface: on a
+// Sandlot host in swarm mode, no container on an overlay network reaches the host's own ports.
+//
+// The rules are applied by a helper container of the node image on the host's network, so that Sandlot needs no
+// iptables of its own and works the same when it runs in a container.
+const (
+	firewallInput   = "SANDLOT-INPUT"
+	firewallForward = "SANDLOT-FORWARD"
+)
+
+func firewallScript(pool string, overlay bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `set -e
+# Use the iptables backend the engine uses: the one where Docker's own chain exists.
+ipt=iptables-nft
+iptables-legacy -n -L DOCKER-USER >/dev/null 2>&1 && ! iptables-nft -n -L DOCKER-USER >/dev/null 2>&1 && ipt=iptables-legacy
+for c in %[1]s %[2]s; do $ipt -N $c 2>/dev/null || true; $ipt -F $c; done
+$ipt -A %[1]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+$ipt -A %[1]s -s %[3]s -j REJECT
+$ipt -A %[2]s -s %[3]s -d 169.254.0.0/16 -j REJECT
+$ipt -A %[2]s -s %[3]s -m conntrack --ctstate DNAT -j REJECT
+`, firewallInput, firewallForward, pool)
+	if overlay {
+		fmt.Fprintf(&b, `$ipt -A %[1]s -i docker_gwbridge -j REJECT
+$ipt -A %[2]s -i docker_gwbridge -d 169.254.0.0/16 -j REJECT
+`, firewallInput, firewallForward)
+	}
+	fmt.Fprintf(&b, `$ipt -C INPUT -j %[1]s 2>/dev/null || $ipt -I INPUT 1 -j %[1]s
+hook=FORWARD
+$ipt -n -L DOCKER-USER >/dev/null 2>&1 && hook=DOCKER-USER
+$ipt -C $hook -j %[2]s 2>/dev/null || $ipt -I $hook 1 -j %[2]s
+`, firewallInput, firewallForward)
+	b.WriteString(firewallListing)
+	return b.String()
+}
+
+const firewallListing = `
+ipt=iptables-nft
+iptables-legacy -n -L DOCKER-USER >/dev/null 2>&1 && ! iptables-nft -n -L DOCKER-USER >/dev/null 2>&1 && ipt=iptables-legacy
+$ipt -S INPUT; $ipt -S DOCKER-USER 2>/dev/null || $ipt -S FORWARD
+$ipt -S ` + firewallInput + `; $ipt -S ` + firewallForward + `
+`
+
+func (d *Driver) applyFirewall(ctx context.Context) error {
+	out, err := d.runFirewallHelper(ctx, "firewall", firewallScript(d.cfg.SubnetPool.String(), d.network == NetworkOverlay))
+	if err != nil {
+		return fmt.Errorf("host firewall for nodes: %w", err)
+	}
+	d.log.Debug("host firewall in place", "rules", out)
+	return nil
+}
+
+// FirewallRules lists the host's INPUT and DOCKER-USER chains and Sandlot's own, in iptables -S form, so that a
+// caller (a readiness check, a test) can see the rules are in place.
+func (d *Driver) FirewallRules(ctx context.Context) (string, error) {
+	return d.runFirewallHelper(ctx, "firewall-list", firewallListing)
+}
+
+func (d *Driver) runFirewallHelper(ctx context.Context, role, script string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	hc := &container.HostConfig{NetworkMode: "host", CapAdd: []string{"NET_ADMIN", "NET_RAW"}}
+	return d.runHelper(ctx, role, []string{"/bin/sh", "-c", script}, hc)
+}
