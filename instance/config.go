@@ -48,7 +48,7 @@ type Config struct {
 	Image        string        // node image; default "sandlot/node:latest"
 	Network      NetworkKind   // default NetworkAuto
 	SubnetPool   netip.Prefix  // default DefaultSubnetPool
-	SubnetBits   int           // prefix length of one session network; default 26 (61 nodes, 2048 sessions)
+	SubnetBits   int           // prefix length of one session network; default 26 (52 nodes, 2048 sessions)
 	Memory       int64         // memory limit of a node in bytes, inner containers included; default 1 GiB
 	CPUs         float64       // CPU limit of a node; default 1
 	Pids         int64         // process limit of a node, inner containers included; default 1024

@@ -20,10 +20,14 @@ type Driver struct {
 	log      *slog.Logger
 	security Security    // the profile in use (never SecurityAuto)
 	network  NetworkKind // the kind in use (never NetworkAuto)
+	swarm    bool        // the engine is in swarm mode, so containers on overlays leave through docker_gwbridge
 	features Features
-
-	subnetMu sync.Mutex // serialises subnet choice within this process; other processes are caught by the engine
 }
+
+// subnetMu serialises the choice of session subnets among all drivers of this process: overlay networks meet
+// their local conflicts only when the first node attaches, too late to pick another subnet. Other processes on the
+// same engine are caught by the engine when they create a bridge or an overlay over a taken subnet.
+var subnetMu sync.Mutex
 
 // New connects to the engine at DOCKER_HOST (or the default socket), checks that it answers and has the node
 // image, probes which security profile it runs and what the kernel offers, and puts the host firewall rules in
@@ -80,7 +84,8 @@ func (d *Driver) chooseNetwork(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine info: %w", err)
 	}
-	manager := info.Swarm.LocalNodeState == swarm.LocalNodeStateActive && info.Swarm.ControlAvailable
+	d.swarm = info.Swarm.LocalNodeState == swarm.LocalNodeStateActive
+	manager := d.swarm && info.Swarm.ControlAvailable
 	switch {
 	case d.cfg.Network == NetworkOverlay && !manager:
 		return fmt.Errorf("%w: overlay session networks need an engine that is a swarm manager "+

@@ -100,8 +100,12 @@ func newDriver(t testing.TB, kind NetworkKind, tune func(*Config)) *Driver {
 	return d
 }
 
-func isUnreachable(err error) bool  { return err != nil && strings.Contains(err.Error(), ErrEngineUnreachable.Error()) }
-func isImageMissing(err error) bool { return err != nil && strings.Contains(err.Error(), ErrImageMissing.Error()) }
+func isUnreachable(err error) bool {
+	return err != nil && strings.Contains(err.Error(), ErrEngineUnreachable.Error())
+}
+func isImageMissing(err error) bool {
+	return err != nil && strings.Contains(err.Error(), ErrImageMissing.Error())
+}
 
 // newSession makes a session network with a fresh id and removes everything of it when the test ends.
 func newSession(t testing.TB, d *Driver) (string, Network) {

@@ -150,7 +150,13 @@ func (d *Driver) OpenTTY(ctx context.Context, session, name string, opts TTYOpti
 	if err != nil {
 		return nil, fmt.Errorf("terminal in %s of session %s: %w", name, session, err)
 	}
-	return &TTY{d: d, execID: created.ID, conn: conn}, nil
+	t := &TTY{d: d, execID: created.ID, conn: conn}
+	// Engines before API 1.42 ignore ConsoleSize: set the size again now that the command runs.
+	if err := t.Resize(ctx, opts.Cols, opts.Rows); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("size terminal in %s of session %s: %w", name, session, err)
+	}
+	return t, nil
 }
 
 // Read reads the terminal's output.

@@ -16,11 +16,13 @@ import (
 //	SANDLOT-INPUT   (jumped to first from INPUT): replies pass; new connections from nodes to any host address are
 //	                rejected.
 //	SANDLOT-FORWARD (jumped to first from DOCKER-USER): nodes may not reach link-local addresses, nor anything
-//	                the host publishes through DNAT.
+//	                the host publishes through DNAT; and no packet for a pool address is forwarded anywhere but
+//	                onto a Sandlot bridge (sl-*), so that a node on an overlay network, whose default route is the
+//	                host, cannot reach another session's addresses through it, nor send them off the host.
 //
 // Nodes are recognised by their source address (the subnet pool). On overlay session networks a node's traffic
-// leaves through the host's docker_gwbridge with another address, so there the rules match that interface: on a
-// Sandlot host in swarm mode, no container on an overlay network reaches the host's own ports.
+// leaves through the host's docker_gwbridge with another address, so when the engine is in swarm mode the rules
+// match that interface too: on such a Sandlot host, no container on an overlay network reaches the host's ports.
 //
 // The rules are applied by a helper container of the node image on the host's network, so that Sandlot needs no
 // iptables of its own and works the same when it runs in a container.
@@ -29,7 +31,7 @@ const (
 	firewallForward = "SANDLOT-FORWARD"
 )
 
-func firewallScript(pool string, overlay bool) string {
+func firewallScript(pool string, swarm bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `set -e
 # Use the iptables backend the engine uses: the one where Docker's own chain exists.
@@ -40,8 +42,9 @@ $ipt -A %[1]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
 $ipt -A %[1]s -s %[3]s -j REJECT
 $ipt -A %[2]s -s %[3]s -d 169.254.0.0/16 -j REJECT
 $ipt -A %[2]s -s %[3]s -m conntrack --ctstate DNAT -j REJECT
+$ipt -A %[2]s -d %[3]s ! -o sl-+ -j REJECT
 `, firewallInput, firewallForward, pool)
-	if overlay {
+	if swarm {
 		fmt.Fprintf(&b, `$ipt -A %[1]s -i docker_gwbridge -j REJECT
 $ipt -A %[2]s -i docker_gwbridge -d 169.254.0.0/16 -j REJECT
 `, firewallInput, firewallForward)
@@ -63,7 +66,7 @@ $ipt -S ` + firewallInput + `; $ipt -S ` + firewallForward + `
 `
 
 func (d *Driver) applyFirewall(ctx context.Context) error {
-	out, err := d.runFirewallHelper(ctx, "firewall", firewallScript(d.cfg.SubnetPool.String(), d.network == NetworkOverlay))
+	out, err := d.runFirewallHelper(ctx, "firewall", firewallScript(d.cfg.SubnetPool.String(), d.swarm))
 	if err != nil {
 		return fmt.Errorf("host firewall for nodes: %w", err)
 	}

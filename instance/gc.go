@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -66,7 +67,7 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 		if n.Labels[LabelSession] != session {
 			continue
 		}
-		err := d.docker.NetworkRemove(ctx, n.ID)
+		err := d.removeNetwork(ctx, n.ID)
 		switch {
 		case err == nil:
 			r.Networks++
@@ -186,4 +187,20 @@ func (d *Driver) collectHelpers(ctx context.Context) (int, error) {
 		}
 	}
 	return removed, nil
+}
+
+// removeNetwork removes a network, waiting a little for the engine to release the endpoints of containers that
+// were just removed (overlay networks release them asynchronously).
+func (d *Driver) removeNetwork(ctx context.Context, id string) error {
+	for attempt := 0; ; attempt++ {
+		err := d.docker.NetworkRemove(ctx, id)
+		if err == nil || attempt == 20 || !strings.Contains(err.Error(), "active endpoints") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -14,6 +14,7 @@ const (
 	LabelSession  = "sandlot.session"
 	LabelInstance = "sandlot.instance"
 	labelHostname = "sandlot.hostname"
+	labelSubnet   = "sandlot.subnet"
 )
 
 var (
@@ -55,13 +56,18 @@ func bridgeName(session string) string {
 	return "sl-" + hex.EncodeToString(sum[:6])
 }
 
-// nodeAddr is the fixed address of nodeN in a session subnet: the gateway is the first address, nodeN the N+1th.
+// nodeOffset keeps the low addresses of a session subnet free: the gateway takes the first, and on overlay
+// networks each engine attached to the network takes the next free one for its load balancer endpoint.
+const nodeOffset = 10
+
+// nodeAddr is the fixed address of nodeN in a session subnet: node1 is the 11th address (198.18.0.11 in
+// 198.18.0.0/26), so a learner can tell a node's address from its name.
 func nodeAddr(subnet netip.Prefix, index int) (netip.Addr, error) {
 	last := 1<<(32-subnet.Bits()) - 2 // the broadcast address is not for nodes
-	if index < 1 || index+1 > last {
+	if index < 1 || index+nodeOffset > last {
 		return netip.Addr{}, fmt.Errorf("%w: node%d does not fit subnet %s", ErrInvalid, index, subnet)
 	}
-	return addrAdd(subnet.Masked().Addr(), uint32(index+1)), nil
+	return addrAdd(subnet.Masked().Addr(), uint32(index+nodeOffset)), nil
 }
 
 func gatewayAddr(subnet netip.Prefix) netip.Addr { return addrAdd(subnet.Masked().Addr(), 1) }

@@ -32,8 +32,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, session string) (Network, er
 	} else if !isNotFound(err) {
 		return Network{}, err
 	}
-	d.subnetMu.Lock()
-	defer d.subnetMu.Unlock()
+	subnetMu.Lock()
+	defer subnetMu.Unlock()
 	// Another Sandlot process on the same engine may take the same subnet at the same moment: the engine refuses
 	// the second, and we try the next free one.
 	for attempt := 0; attempt < 8; attempt++ {
@@ -69,7 +69,7 @@ func (d *Driver) createNetwork(ctx context.Context, session string, subnet netip
 			Subnet:  subnet.String(),
 			Gateway: gatewayAddr(subnet).String(),
 		}}},
-		Labels: map[string]string{LabelSession: session, LabelInstance: ""},
+		Labels: map[string]string{LabelSession: session, LabelInstance: "", labelSubnet: subnet.String()},
 	}
 	if d.network == NetworkBridge {
 		opts.Options = map[string]string{"com.docker.network.bridge.name": bridgeName(session)}
@@ -93,15 +93,12 @@ func (d *Driver) sessionNetwork(ctx context.Context, session string) (Network, e
 		if n.Name != networkName(session) || n.Labels[LabelSession] != session {
 			continue
 		}
-		out := Network{Session: session, ID: n.ID, Name: n.Name, Kind: NetworkKind(n.Driver)}
-		if len(n.IPAM.Config) > 0 {
-			out.Subnet, _ = netip.ParsePrefix(n.IPAM.Config[0].Subnet)
-			out.Gateway, _ = netip.ParseAddr(n.IPAM.Config[0].Gateway)
+		subnet, gateway, err := d.networkIPAM(ctx, n)
+		if err != nil {
+			return Network{}, fmt.Errorf("network %s of session %s: %w", n.Name, session, err)
 		}
-		if !out.Subnet.IsValid() {
-			return Network{}, fmt.Errorf("network %s of session %s has no IPv4 subnet", n.Name, session)
-		}
-		return out, nil
+		return Network{Session: session, ID: n.ID, Name: n.Name, Kind: NetworkKind(n.Driver),
+			Subnet: subnet, Gateway: gateway}, nil
 	}
 	return Network{}, fmt.Errorf("%w: network of session %s", ErrNotFound, session)
 }
@@ -114,11 +111,38 @@ func (d *Driver) usedSubnets(ctx context.Context) ([]netip.Prefix, error) {
 	}
 	var used []netip.Prefix
 	for _, n := range list {
-		for _, c := range n.IPAM.Config {
-			if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Addr().Is4() {
-				used = append(used, p)
-			}
+		if subnet, _, err := d.networkIPAM(ctx, n); err == nil {
+			used = append(used, subnet)
 		}
 	}
 	return used, nil
+}
+
+// networkIPAM is a network's IPv4 subnet and gateway. A swarm network may lack its IPAM configuration for a
+// moment after it was made, so Sandlot's networks carry their subnet in a label too.
+func (d *Driver) networkIPAM(ctx context.Context, n network.Summary) (netip.Prefix, netip.Addr, error) {
+	if subnet, err := netip.ParsePrefix(n.Labels[labelSubnet]); err == nil {
+		return subnet, gatewayAddr(subnet), nil
+	}
+	for attempt := 0; ; attempt++ {
+		for _, c := range n.IPAM.Config {
+			subnet, err := netip.ParsePrefix(c.Subnet)
+			if err != nil || !subnet.Addr().Is4() {
+				continue
+			}
+			gateway, err := netip.ParseAddr(c.Gateway)
+			if err != nil {
+				gateway = gatewayAddr(subnet)
+			}
+			return subnet, gateway, nil
+		}
+		if attempt > 0 {
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("no IPv4 subnet")
+		}
+		inspected, err := d.docker.NetworkInspect(ctx, n.ID, network.InspectOptions{})
+		if err != nil {
+			return netip.Prefix{}, netip.Addr{}, err
+		}
+		n = inspected
+	}
 }

@@ -49,13 +49,13 @@ func TestNodeAddr(t *testing.T) {
 	if got := gatewayAddr(subnet).String(); got != "198.18.0.65" {
 		t.Errorf("gateway = %s", got)
 	}
-	for index, want := range map[int]string{1: "198.18.0.66", 5: "198.18.0.70", 61: "198.18.0.126"} {
+	for index, want := range map[int]string{1: "198.18.0.75", 5: "198.18.0.79", 52: "198.18.0.126"} {
 		got, err := nodeAddr(subnet, index)
 		if err != nil || got.String() != want {
 			t.Errorf("node%d = %v, %v; want %s", index, got, err, want)
 		}
 	}
-	for _, index := range []int{0, 62, 1000} {
+	for _, index := range []int{0, 53, 1000} {
 		if _, err := nodeAddr(subnet, index); !errors.Is(err, ErrInvalid) {
 			t.Errorf("node%d: err = %v, want ErrInvalid", index, err)
 		}
