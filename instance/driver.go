@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 )
 
 // Driver makes and manages nodes on one Docker engine. It is safe for concurrent use.
@@ -58,7 +58,7 @@ func (d *Driver) init(ctx context.Context) error {
 	}
 	d.docker.NegotiateAPIVersion(ctx)
 	if _, err := d.docker.ImageInspect(ctx, d.cfg.Image); err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("%w: %s is not in the engine at %s (build it with `make images`)",
 				ErrImageMissing, d.cfg.Image, d.docker.DaemonHost())
 		}
@@ -134,4 +134,4 @@ type Limits struct {
 }
 
 // isNotFound reports whether err is the engine saying an object does not exist.
-func isNotFound(err error) bool { return errdefs.IsNotFound(err) || errors.Is(err, ErrNotFound) }
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) || errors.Is(err, ErrNotFound) }

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/errdefs"
 )
 
 // LiveFunc says whether a session is still alive. GC removes what belongs to sessions it says are not.
@@ -55,7 +55,7 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 		switch {
 		case err == nil:
 			r.Containers++
-		case !errdefs.IsNotFound(err):
+		case !cerrdefs.IsNotFound(err):
 			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
 		}
 	}
@@ -71,7 +71,7 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 		switch {
 		case err == nil:
 			r.Networks++
-		case !errdefs.IsNotFound(err):
+		case !cerrdefs.IsNotFound(err):
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 		}
 	}
@@ -87,7 +87,7 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 		switch {
 		case err == nil:
 			r.Volumes++
-		case !errdefs.IsNotFound(err):
+		case !cerrdefs.IsNotFound(err):
 			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 		}
 	}

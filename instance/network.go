@@ -6,9 +6,9 @@ import (
 	"net/netip"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
 )
 
 // Network is the private network of one session.
@@ -49,7 +49,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, session string) (Network, er
 		if err == nil {
 			return n, nil
 		}
-		if errdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists") {
+		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists") {
 			if n, err := d.sessionNetwork(ctx, session); err == nil {
 				return n, nil // made concurrently for the same session
 			}

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -68,7 +68,7 @@ func (d *Driver) Create(ctx context.Context, session string, spec Spec) (Instanc
 	cfg, hc, nc := d.nodeConfig(session, spec, net, ip)
 	created, err := d.docker.ContainerCreate(ctx, cfg, hc, nc, nil, containerName(session, spec.Name))
 	if err != nil {
-		if errdefs.IsConflict(err) {
+		if cerrdefs.IsConflict(err) {
 			return Instance{}, fmt.Errorf("%w: %s in session %s", ErrExists, spec.Name, session)
 		}
 		return Instance{}, fmt.Errorf("create %s in session %s: %w", spec.Name, session, err)
@@ -209,7 +209,7 @@ func (d *Driver) Delete(ctx context.Context, session, name string) error {
 		return err
 	}
 	err = d.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !errdefs.IsNotFound(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s in session %s: %w", name, session, err)
 	}
 	return nil

@@ -1,0 +1,57 @@
+# Sandlot's front door. `make run` and `make test` work on a fresh Debian machine (as root): they install and
+# start what is missing (Docker engine, build tools), build the node image and the binary, then do their job.
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+GO ?= go
+BIN := bin/sandlot
+STATICCHECK := $(HOME)/go/bin/staticcheck
+
+.PHONY: all build host images run test lint unit bench gc clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
+	$(GO) build -o $@ ./cmd/sandlot
+
+## host: a Docker engine that answers, and the tools the image build needs (installs only what is missing)
+host:
+	@ops/bootstrap-host
+
+## images: the node image sandlot/node:latest (rebuilt only when ops/node or the builder changed)
+images: host
+	@ops/build-node-image
+
+## run: everything needed, then the server
+run: images build
+	$(BIN) serve
+
+## test: the whole suite against the real engine, with the race detector, then a check that nothing leaked
+test: images lint
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -timeout 30m ./...
+	@ops/check-test-leaks
+
+## unit: the tests that need no engine (engine tests skip)
+unit:
+	$(GO) test -count=1 ./...
+
+lint: $(STATICCHECK)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+
+## bench: node creation, concurrency and idle memory against the plain docker run path (medians, ratios)
+bench: images
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
+
+## gc: remove every container, network and volume of every Sandlot session on this engine
+gc: build
+	$(BIN) gc --all
+
+clean:
+	rm -rf bin
