@@ -67,6 +67,8 @@ func prepareSwarm() (leave func()) {
 		if err := docker.SwarmLeave(ctx, true); err != nil {
 			fmt.Fprintf(os.Stderr, "instance tests: leave swarm: %v\n", err)
 		}
+		// Swarm mode made this bridge for containers on overlays; leave the engine as the tests found it.
+		_ = docker.NetworkRemove(ctx, "docker_gwbridge")
 		docker.Close()
 	}
 }
