@@ -401,3 +401,25 @@ func TestClearErrors(t *testing.T) {
 		}
 	})
 }
+
+// With tmpfs storage the node's /var/lib/docker has a hard size limit, and the node still works (busybox is
+// imported at boot: there is no volume for the seeded store to be copied into).
+func TestTmpfsStorageLimit(t *testing.T) {
+	const size = 256 << 20
+	d := newDriver(t, NetworkBridge, func(c *Config) { c.Storage, c.DiskSize = StorageTmpfs, size })
+	if d.Limits().Disk != size {
+		t.Fatalf("limits: %+v", d.Limits())
+	}
+	session, _ := newSession(t, d)
+	createNodes(t, d, session, 1)
+	if got := sh(t, d, session, "node1", "docker run --rm busybox echo ok"); got != "ok" {
+		t.Fatalf("inner busybox on tmpfs storage: %q", got)
+	}
+	if got := sh(t, d, session, "node1", "df -k --output=size /var/lib/docker | tail -1"); got != fmt.Sprint(size>>10) {
+		t.Errorf("/var/lib/docker is %s KiB, want %d", got, size>>10)
+	}
+	code, out := exitCode(t, d, session, "node1", "dd if=/dev/zero of=/var/lib/docker/fill bs=1M count=300")
+	if code == 0 || !strings.Contains(out, "No space left") {
+		t.Errorf("writing 300 MiB into a 256 MiB store: exit %d: %s", code, out)
+	}
+}
