@@ -1,0 +1,225 @@
+// Package quota decides, atomically in Redis, whether a client may start a session or a session may add a node:
+// concurrent sessions and a creation rate per client, nodes per session, and the global capacity of the host.
+//
+// Every decision is one Lua script, so concurrent requests (from one Sandlot process or many on one Redis) can
+// never together overshoot a limit. Counters move only inside those scripts, in pairs, so they cannot drift apart.
+package quota
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Limits are the quotas. Zero values mean: use the default.
+type Limits struct {
+	SessionsPerClient   int           // concurrent sessions of one client; default 5
+	CreationsPerClient  int           // sessions one client may start per RateWindow; default 30
+	RateWindow          time.Duration // default 1 h
+	InstancesPerSession int           // nodes of one session; default 5
+	Capacity            int           // nodes running on this host at once; required
+	CapacityRetryAfter  time.Duration // what a client told "out of capacity" should wait; default 60 s
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.SessionsPerClient == 0 {
+		l.SessionsPerClient = 5
+	}
+	if l.CreationsPerClient == 0 {
+		l.CreationsPerClient = 30
+	}
+	if l.RateWindow == 0 {
+		l.RateWindow = time.Hour
+	}
+	if l.InstancesPerSession == 0 {
+		l.InstancesPerSession = 5
+	}
+	if l.CapacityRetryAfter == 0 {
+		l.CapacityRetryAfter = time.Minute
+	}
+	return l
+}
+
+// Rejection is a refused request: a code for programs, a message for people, and when to try again.
+type Rejection struct {
+	Code       string // too_many_sessions, rate_limited, instance_quota, out_of_capacity
+	Message    string
+	RetryAfter time.Duration // zero when waiting will not help
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// The rejection codes.
+const (
+	CodeTooManySessions = "too_many_sessions"
+	CodeRateLimited     = "rate_limited"
+	CodeInstanceQuota   = "instance_quota"
+	CodeOutOfCapacity   = "out_of_capacity"
+)
+
+// Quota makes admission decisions in Redis.
+type Quota struct {
+	rdb    redis.UniversalClient
+	limits Limits
+}
+
+// New returns a Quota over rdb. Capacity must be positive.
+func New(rdb redis.UniversalClient, limits Limits) (*Quota, error) {
+	limits = limits.withDefaults()
+	if limits.Capacity <= 0 {
+		return nil, fmt.Errorf("quota: capacity must be positive, got %d", limits.Capacity)
+	}
+	return &Quota{rdb: rdb, limits: limits}, nil
+}
+
+// Limits are the limits in force.
+func (q *Quota) Limits() Limits { return q.limits }
+
+const prefix = "sandlot:quota:"
+
+func clientSessionsKey(client string) string { return prefix + "client:" + client + ":sessions" }
+func clientRateKey(client string) string     { return prefix + "client:" + client + ":starts" }
+func sessionNodesKey(session string) string  { return prefix + "session:" + session + ":nodes" }
+
+const runningKey = prefix + "running"
+
+// admitScript: KEYS client sessions set, client starts zset, session nodes counter, global running counter.
+// ARGV session id, now (ms), window (ms), max sessions, max starts, nodes wanted, max nodes a session, capacity.
+// Returns {code, retry-after ms}; code "" is admitted.
+var admitScript = redis.NewScript(`
+local now, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+local nodes, perSession, capacity = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {'', 0} end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[4]) then return {'too_many_sessions', 0} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {'rate_limited', tonumber(oldest[2]) + window - now}
+end
+if nodes > perSession then return {'instance_quota', 0} end
+local running = tonumber(redis.call('GET', KEYS[4]) or '0')
+if running + nodes > capacity then return {'out_of_capacity', 0} end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[2], window)
+if nodes > 0 then
+  redis.call('INCRBY', KEYS[3], nodes)
+  redis.call('INCRBY', KEYS[4], nodes)
+end
+return {'', 0}
+`)
+
+// AdmitSession admits a new session of client that will start with nodes nodes, reserving them. Admitting the
+// same session again is a no-op. A refusal is a *Rejection.
+func (q *Quota) AdmitSession(ctx context.Context, client, session string, nodes int) error {
+	l := q.limits
+	res, err := admitScript.Run(ctx, q.rdb,
+		[]string{clientSessionsKey(client), clientRateKey(client), sessionNodesKey(session), runningKey},
+		session, time.Now().UnixMilli(), l.RateWindow.Milliseconds(), l.SessionsPerClient, l.CreationsPerClient,
+		nodes, l.InstancesPerSession, l.Capacity).Slice()
+	if err != nil {
+		return fmt.Errorf("quota: admit session: %w", err)
+	}
+	return q.rejection(res)
+}
+
+// reserveScript: KEYS session nodes counter, global running counter. ARGV max nodes a session, capacity.
+var reserveScript = redis.NewScript(`
+local mine = tonumber(redis.call('GET', KEYS[1]) or '0')
+if mine >= tonumber(ARGV[1]) then return {'instance_quota', 0} end
+local running = tonumber(redis.call('GET', KEYS[2]) or '0')
+if running >= tonumber(ARGV[2]) then return {'out_of_capacity', 0} end
+redis.call('INCR', KEYS[1])
+redis.call('INCR', KEYS[2])
+return {'', 0}
+`)
+
+// ReserveInstance reserves one more node for session. A refusal is a *Rejection.
+func (q *Quota) ReserveInstance(ctx context.Context, session string) error {
+	res, err := reserveScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey},
+		q.limits.InstancesPerSession, q.limits.Capacity).Slice()
+	if err != nil {
+		return fmt.Errorf("quota: reserve node: %w", err)
+	}
+	return q.rejection(res)
+}
+
+// releaseScript: KEYS session nodes counter, global running counter. ARGV how many (-1: all of the session).
+var releaseScript = redis.NewScript(`
+local mine = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = tonumber(ARGV[1])
+if n < 0 or n > mine then n = mine end
+if n > 0 then
+  redis.call('DECRBY', KEYS[1], n)
+  local running = redis.call('DECRBY', KEYS[2], n)
+  if running < 0 then redis.call('SET', KEYS[2], 0) end
+end
+if mine - n <= 0 then redis.call('DEL', KEYS[1]) end
+return n
+`)
+
+// ReleaseInstance gives back one node of session.
+func (q *Quota) ReleaseInstance(ctx context.Context, session string) error {
+	return releaseScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey}, 1).Err()
+}
+
+// EndSession gives back everything session held: its place among its client's sessions and all its nodes.
+func (q *Quota) EndSession(ctx context.Context, client, session string) error {
+	if err := releaseScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey}, -1).Err(); err != nil {
+		return fmt.Errorf("quota: end session: %w", err)
+	}
+	return q.rdb.SRem(ctx, clientSessionsKey(client), session).Err()
+}
+
+// Usage is what a session and its client hold, for the limits a client is shown.
+type Usage struct {
+	Instances      int `json:"instances"`
+	MaxInstances   int `json:"max_instances"`
+	ClientSessions int `json:"client_sessions"`
+	MaxSessions    int `json:"max_sessions"`
+	Running        int `json:"running"`
+	Capacity       int `json:"capacity"`
+}
+
+// Usage reads what session and client hold now.
+func (q *Quota) Usage(ctx context.Context, client, session string) (Usage, error) {
+	pipe := q.rdb.Pipeline()
+	mine := pipe.Get(ctx, sessionNodesKey(session))
+	sessions := pipe.SCard(ctx, clientSessionsKey(client))
+	running := pipe.Get(ctx, runningKey)
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return Usage{}, fmt.Errorf("quota: usage: %w", err)
+	}
+	m, _ := mine.Int()
+	r, _ := running.Int()
+	return Usage{Instances: m, MaxInstances: q.limits.InstancesPerSession, ClientSessions: int(sessions.Val()),
+		MaxSessions: q.limits.SessionsPerClient, Running: r, Capacity: q.limits.Capacity}, nil
+}
+
+func (q *Quota) rejection(res []any) error {
+	code, _ := res[0].(string)
+	if code == "" {
+		return nil
+	}
+	retry, _ := res[1].(int64)
+	l := q.limits
+	r := &Rejection{Code: code, RetryAfter: time.Duration(retry) * time.Millisecond}
+	switch code {
+	case CodeTooManySessions:
+		r.Message = fmt.Sprintf("you already have %d sessions running, the most allowed; end one to start another",
+			l.SessionsPerClient)
+	case CodeRateLimited:
+		r.Message = fmt.Sprintf("you started %d sessions in the last %s, the most allowed; try again in %s",
+			l.CreationsPerClient, l.RateWindow, r.RetryAfter.Round(time.Second))
+	case CodeInstanceQuota:
+		r.Message = fmt.Sprintf("a session may have at most %d nodes", l.InstancesPerSession)
+	case CodeOutOfCapacity:
+		r.RetryAfter = l.CapacityRetryAfter
+		r.Message = fmt.Sprintf("this Sandlot is full (%d nodes running); try again in a minute", l.Capacity)
+	default:
+		r.Message = "refused: " + code
+	}
+	return r
+}

@@ -1,0 +1,122 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sandlot/sandlot/internal/redisproc"
+)
+
+func newRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	s, err := redisproc.Start(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	opts, _ := redis.ParseURL(s.URL())
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func code(err error) string {
+	var r *Rejection
+	if errors.As(err, &r) {
+		return r.Code
+	}
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return ""
+}
+
+func TestAdmission(t *testing.T) {
+	ctx := context.Background()
+	q, err := New(newRedis(t), Limits{SessionsPerClient: 2, CreationsPerClient: 3, RateWindow: time.Hour,
+		InstancesPerSession: 3, Capacity: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"first session with 2 nodes", func() error { return q.AdmitSession(ctx, "ann", "s1", 2) }, ""},
+		{"same session again is a no-op", func() error { return q.AdmitSession(ctx, "ann", "s1", 2) }, ""},
+		{"second session, over capacity", func() error { return q.AdmitSession(ctx, "ann", "s2", 3) }, CodeOutOfCapacity},
+		{"second session, too many nodes", func() error { return q.AdmitSession(ctx, "ann", "s2", 4) }, CodeInstanceQuota},
+		{"second session", func() error { return q.AdmitSession(ctx, "ann", "s2", 0) }, ""},
+		{"third concurrent session", func() error { return q.AdmitSession(ctx, "ann", "s3", 0) }, CodeTooManySessions},
+		{"another client", func() error { return q.AdmitSession(ctx, "bob", "s4", 1) }, ""},
+		{"node 3 of s1", func() error { return q.ReserveInstance(ctx, "s1") }, ""},
+		{"node 4 of s1: session quota", func() error { return q.ReserveInstance(ctx, "s1") }, CodeInstanceQuota},
+		{"node of s2: capacity", func() error { return q.ReserveInstance(ctx, "s2") }, CodeOutOfCapacity},
+		{"s1 ends", func() error { return q.EndSession(ctx, "ann", "s1") }, ""},
+		{"node of s2 now fits", func() error { return q.ReserveInstance(ctx, "s2") }, ""},
+		{"ann's third start within the hour", func() error { return q.AdmitSession(ctx, "ann", "s5", 0) }, ""},
+		{"ann's fourth start: rate", func() error { return q.AdmitSession(ctx, "ann", "s6", 0) }, CodeTooManySessions},
+	}
+	for _, s := range steps {
+		if got := code(s.do()); got != s.want {
+			t.Fatalf("%s: got %q, want %q", s.name, got, s.want)
+		}
+	}
+	if err := q.EndSession(ctx, "ann", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	err = q.AdmitSession(ctx, "ann", "s7", 0)
+	var r *Rejection
+	if !errors.As(err, &r) || r.Code != CodeRateLimited || r.RetryAfter <= 50*time.Minute || r.RetryAfter > time.Hour {
+		t.Fatalf("rate limit: %v (retry after %v)", err, r)
+	}
+	u, err := q.Usage(ctx, "bob", "s4")
+	if err != nil || u.Instances != 1 || u.Running != 1 || u.Capacity != 4 || u.ClientSessions != 1 {
+		t.Fatalf("usage %+v, %v", u, err)
+	}
+}
+
+// 50 clients asking at once for one node each against a capacity of 5: exactly 5 get one.
+func TestCapacityUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	q, err := New(newRedis(t), Limits{Capacity: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admitted, refused atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch c := code(q.AdmitSession(ctx, fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i), 1)); c {
+			case "":
+				admitted.Add(1)
+			case CodeOutOfCapacity:
+				refused.Add(1)
+			default:
+				t.Errorf("unexpected %s", c)
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted.Load() != 5 || refused.Load() != 45 {
+		t.Fatalf("admitted %d, refused %d", admitted.Load(), refused.Load())
+	}
+	if u, _ := q.Usage(ctx, "c0", "s0"); u.Running != 5 {
+		t.Fatalf("running %d", u.Running)
+	}
+}
+
+func TestNewNeedsCapacity(t *testing.T) {
+	if _, err := New(nil, Limits{}); err == nil {
+		t.Fatal("zero capacity accepted")
+	}
+}
