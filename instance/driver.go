@@ -135,3 +135,20 @@ type Limits struct {
 
 // isNotFound reports whether err is the engine saying an object does not exist.
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) || errors.Is(err, ErrNotFound) }
+
+// Ping checks that the engine answers.
+func (d *Driver) Ping(ctx context.Context) error {
+	if _, err := d.docker.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrEngineUnreachable, err)
+	}
+	return nil
+}
+
+// HostMemory is the memory of the engine's host in bytes.
+func (d *Driver) HostMemory(ctx context.Context) (int64, error) {
+	info, err := d.docker.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("engine info: %w", err)
+	}
+	return info.MemTotal, nil
+}

@@ -15,11 +15,12 @@ import (
 const usage = `usage: sandlot <command> [flags]
 
 commands:
-  serve   run the server (arrives with the sessions work; for now it checks the host and exits)
+  serve   run the server (sandlot serve -h lists its flags)
   check   check the Docker engine, node image, security profile, kernel features and host firewall
   gc      remove what sessions left behind: --session ID (repeatable) or --all
 
-Every flag can also be set as SANDLOT_<FLAG> (SANDLOT_NETWORK=overlay, ...).
+Every flag can also be set as SANDLOT_<FLAG> (SANDLOT_LISTEN=:9090, SANDLOT_NETWORK=bridge, ...) or in a JSON
+config file named by --config (keys are flag names). The command line wins, then the environment, then the file.
 `
 
 // run is the whole program: main only wires the process to it, so that tests can call it too.
@@ -29,34 +30,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command")
 	}
 	cmd, rest := args[1], args[2:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "JSON config file (keys are flag names)")
+	nodes := nodeFlags(fs)
 	switch cmd {
-	case "serve", "check":
-		fs, cfg := nodeFlags(cmd, getenv, stderr)
-		if err := fs.Parse(rest); err != nil {
+	case "serve":
+		opts := serveFlags(fs)
+		if err := parse(fs, rest, getenv); err != nil {
 			return err
 		}
-		d, err := newDriver(ctx, cfg, stderr)
+		return serve(ctx, opts, nodes.config(), stdout, stderr)
+	case "check":
+		if err := parse(fs, rest, getenv); err != nil {
+			return err
+		}
+		d, err := newDriver(ctx, nodes.config(), stderr)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
 		report(d, stdout)
-		if cmd == "serve" {
-			fmt.Fprintln(stdout, "the host is ready; the HTTP server arrives with the sessions work (issue 3)")
-		}
 		return nil
 	case "gc":
-		fs, cfg := nodeFlags(cmd, getenv, stderr)
 		var sessions stringList
 		fs.Var(&sessions, "session", "remove everything of this session (repeatable)")
 		all := fs.Bool("all", false, "remove everything of every session")
-		if err := fs.Parse(rest); err != nil {
+		if err := parse(fs, rest, getenv); err != nil {
 			return err
 		}
 		if len(sessions) == 0 && !*all {
-			return errors.New("gc needs --session ID or --all (session liveness is not known without the server)")
+			return errors.New("gc needs --session ID or --all (a running server collects dead sessions by itself)")
 		}
-		d, err := newDriver(ctx, cfg, stderr)
+		d, err := newDriver(ctx, nodes.config(), stderr)
 		if err != nil {
 			return err
 		}
@@ -75,39 +81,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// nodeFlags declares the flags that configure nodes, with defaults from SANDLOT_* variables.
-func nodeFlags(name string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, *instance.Config) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := &instance.Config{}
-	env := func(flagName, def string) string {
-		if v := getenv("SANDLOT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))); v != "" {
-			return v
-		}
-		return def
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	fs.StringVar(&cfg.Image, "image", env("image", "sandlot/node:latest"), "node image")
-	fs.Func("network", "session network kind: auto, bridge or overlay (default auto)", func(s string) error {
-		cfg.Network = instance.NetworkKind(s)
-		return nil
-	})
-	fs.Func("security", "node security profile: auto, caps or privileged (default auto)", func(s string) error {
-		cfg.Security = instance.Security(s)
-		return nil
-	})
-	fs.Func("storage", "what backs a node's /var/lib/docker: volume or tmpfs (default volume)", func(s string) error {
-		cfg.Storage = instance.Storage(s)
-		return nil
-	})
-	cfg.Network = instance.NetworkKind(env("network", ""))
-	cfg.Security = instance.Security(env("security", ""))
-	cfg.Storage = instance.Storage(env("storage", ""))
-	return fs, cfg
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return settle(fs, getenv)
 }
 
-func newDriver(ctx context.Context, cfg *instance.Config, stderr io.Writer) (*instance.Driver, error) {
+// nodeSettings are the flags that configure nodes.
+type nodeSettings struct {
+	image, network, security, storage *string
+	memoryMiB, pids                   *int64
+	cpus                              *float64
+}
+
+func nodeFlags(fs *flag.FlagSet) nodeSettings {
+	return nodeSettings{
+		image:     fs.String("image", "sandlot/node:latest", "node image"),
+		network:   fs.String("network", "auto", "session networks: auto (overlay on a swarm manager, else bridge), bridge, overlay"),
+		security:  fs.String("security", "auto", "node security profile: auto, caps, privileged"),
+		storage:   fs.String("storage", "volume", "a node's /var/lib/docker: volume (no size limit) or tmpfs (limited)"),
+		memoryMiB: fs.Int64("node-memory", 1024, "memory limit of a node in MiB, inner containers included"),
+		pids:      fs.Int64("node-pids", 1024, "process limit of a node"),
+		cpus:      fs.Float64("node-cpus", 1, "CPU limit of a node"),
+	}
+}
+
+func (n nodeSettings) config() instance.Config {
+	return instance.Config{Image: *n.image, Network: instance.NetworkKind(*n.network),
+		Security: instance.Security(*n.security), Storage: instance.Storage(*n.storage),
+		Memory: *n.memoryMiB << 20, Pids: *n.pids, CPUs: *n.cpus}
+}
+
+func newDriver(ctx context.Context, cfg instance.Config, stderr io.Writer) (*instance.Driver, error) {
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	return instance.New(ctx, *cfg)
+	return instance.New(ctx, cfg)
 }
 
 func report(d *instance.Driver, w io.Writer) {

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sandlot/sandlot/instance"
+	"github.com/sandlot/sandlot/internal/redisproc"
+	"github.com/sandlot/sandlot/quota"
+	"github.com/sandlot/sandlot/session"
+)
+
+type serveOptions struct {
+	listen, data, redisURL, adminToken, signingKey, integrators, trustedProxies *string
+	defaultDuration, maxDuration                                                 *time.Duration
+	maxInstances, sessionsPerClient, sessionsPerHour, capacity                   *int
+	secureCookies                                                                *bool
+}
+
+func serveFlags(fs *flag.FlagSet) serveOptions {
+	return serveOptions{
+		listen:            fs.String("listen", ":8080", "address to serve HTTP on"),
+		data:              fs.String("data", defaultDataDir(), "data directory (the embedded Redis keeps its files here)"),
+		redisURL:          fs.String("redis", "", "Redis URL (redis://host:6379/0, unix:///path); empty: run a private redis-server"),
+		adminToken:        fs.String("admin-token", "", "token that may list and end any session (at least 16 characters)"),
+		signingKey:        fs.String("signing-key", "", "hex key (32+ bytes) to sign session tokens; empty: made once and kept in Redis"),
+		integrators:       fs.String("integrator-keys", "", "launch token keys: id=hexsecret,id2=hexsecret2"),
+		trustedProxies:    fs.String("trusted-proxies", "", "CIDRs whose X-Forwarded-For is believed, comma separated"),
+		defaultDuration:   fs.Duration("default-duration", 4*time.Hour, "how long a session lives unless it asks otherwise"),
+		maxDuration:       fs.Duration("max-duration", 8*time.Hour, "the longest a session may live, extensions included"),
+		maxInstances:      fs.Int("max-instances", 5, "nodes a session may have"),
+		sessionsPerClient: fs.Int("max-sessions-per-client", 5, "sessions one client may have at once"),
+		sessionsPerHour:   fs.Int("sessions-per-hour", 30, "sessions one client may start in an hour"),
+		capacity:          fs.Int("capacity", 0, "nodes this host runs at once; 0: 90% of host memory / node memory"),
+		secureCookies:     fs.Bool("secure-cookies", false, "mark session cookies Secure (serve behind TLS)"),
+	}
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/sandlot"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "sandlot")
+	}
+	return ".sandlot"
+}
+
+// serve runs the server until ctx is done, then stops accepting, lets calls in flight finish (30 s at most) and
+// stops its Redis. Sessions live on in Redis and their nodes keep running.
+func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	redisURL := *o.redisURL
+	if redisURL == "" {
+		srv, err := redisproc.Start(ctx, filepath.Join(*o.data, "redis"))
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		redisURL = srv.URL()
+		log.Info("embedded redis-server started", "url", redisURL)
+	}
+	redisOpts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("--redis %q: %w", redisURL, err)
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s does not answer: %w", redisURL, err)
+	}
+
+	nodeCfg.Logger = log
+	driver, err := instance.New(ctx, nodeCfg)
+	if err != nil {
+		return err
+	}
+	defer driver.Close()
+	capacity := *o.capacity
+	if capacity == 0 {
+		mem, err := driver.HostMemory(ctx)
+		if err != nil {
+			return err
+		}
+		capacity = max(1, int(float64(mem)*0.9)/int(driver.Limits().Memory))
+	}
+	q, err := quota.New(rdb, quota.Limits{SessionsPerClient: *o.sessionsPerClient,
+		CreationsPerClient: *o.sessionsPerHour, RateWindow: time.Hour, InstancesPerSession: *o.maxInstances,
+		Capacity: capacity})
+	if err != nil {
+		return err
+	}
+	store := session.NewStore(rdb, 24*time.Hour)
+	tokens, err := newTokens(ctx, o, store)
+	if err != nil {
+		return err
+	}
+	templates, err := session.LoadTemplates()
+	if err != nil {
+		return err
+	}
+	proxies, err := parsePrefixes(*o.trustedProxies)
+	if err != nil {
+		return err
+	}
+	metrics := session.NewMetrics(store, q)
+	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
+		store, q, driver, templates, tokens, metrics, log)
+	ready := func(ctx context.Context) error {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		return driver.Ping(ctx)
+	}
+	handler := session.NewHandler(svc, tokens, session.APIConfig{TrustedProxies: proxies,
+		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits()}, ready, metrics, log)
+
+	ln, err := net.Listen("tcp", *o.listen)
+	if err != nil {
+		return err
+	}
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(1)
+	go func() { defer wg.Done(); svc.RunReaper(workCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "capacity", capacity, "network", driver.NetworkKind(),
+		"security", driver.Security())
+	fmt.Fprintf(stdout, "Sandlot is serving on %s\n", publicURL(ln.Addr()))
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		log.Info("shutting down: finishing calls in flight")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = server.Shutdown(shutdownCtx)
+		cancel()
+	}
+	stopWork()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func newTokens(ctx context.Context, o serveOptions, store *session.Store) (*session.Tokens, error) {
+	var key []byte
+	var err error
+	if *o.signingKey != "" {
+		if key, err = hex.DecodeString(*o.signingKey); err != nil {
+			return nil, fmt.Errorf("--signing-key is not hex: %w", err)
+		}
+	} else if key, err = store.SigningKey(ctx); err != nil {
+		return nil, err
+	}
+	integrators := map[string][]byte{}
+	for _, pair := range strings.Split(*o.integrators, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		id, secret, ok := strings.Cut(pair, "=")
+		b, err := hex.DecodeString(secret)
+		if !ok || id == "" || err != nil {
+			return nil, fmt.Errorf("--integrator-keys: %q is not id=hexsecret", pair)
+		}
+		integrators[id] = b
+	}
+	return session.NewTokens(key, integrators, *o.adminToken)
+}
+
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or address", s)
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func publicURL(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}

@@ -1,0 +1,216 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sandlot/sandlot/instance"
+	"github.com/sandlot/sandlot/internal/redisproc"
+	"github.com/sandlot/sandlot/quota"
+)
+
+// These tests run against a private redis-server and the real Docker engine with the node image. Without an
+// engine they are skipped, unless SANDLOT_REQUIRE_DOCKER=1 (as `make test` sets), when they fail.
+
+const (
+	testAdmin         = "admin-token-for-tests-0123456789"
+	testIntegratorKid = "docs"
+)
+
+var testIntegratorSecret = []byte("integrator-secret-for-tests-0123456789")
+
+// newRedis starts a private redis-server for one test.
+func newRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	s, err := redisproc.Start(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	opts, _ := redis.ParseURL(s.URL())
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+var sharedDriver *instance.Driver
+
+// driver is one instance driver (bridge networks) for the whole test binary.
+func driver(t testing.TB) *instance.Driver {
+	t.Helper()
+	if sharedDriver != nil {
+		return sharedDriver
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := instance.New(ctx, instance.Config{Network: instance.NetworkBridge,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		if os.Getenv("SANDLOT_REQUIRE_DOCKER") != "1" && (errorsIs(err, instance.ErrEngineUnreachable) || errorsIs(err, instance.ErrImageMissing)) {
+			t.Skipf("no engine: %v", err)
+		}
+		t.Fatal(err)
+	}
+	sharedDriver = d
+	return d
+}
+
+// server is one Sandlot "process": service, reaper and HTTP API, on a Redis it may share with others.
+type server struct {
+	t       testing.TB
+	URL     string
+	svc     *Service
+	store   *Store
+	quota   *quota.Quota
+	metrics *Metrics
+	stop    func()
+}
+
+type serverOpts struct {
+	limits quota.Limits
+	cfg    Config
+}
+
+func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
+	t.Helper()
+	d := driver(t)
+	if o.limits.Capacity == 0 {
+		o.limits.Capacity = 20
+	}
+	q, err := quota.New(rdb, o.limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(rdb, 24*time.Hour)
+	key, err := store.SigningKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := NewTokens(key, map[string][]byte{testIntegratorKid: testIntegratorSecret}, testAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates, err := LoadTemplates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	metrics := NewMetrics(store, q)
+	svc := NewService(o.cfg, store, q, d, templates, tokens, metrics, log)
+	ready := func(ctx context.Context) error { return d.Ping(ctx) }
+	h := NewHandler(svc, tokens, APIConfig{NodeLimits: d.Limits()}, ready, metrics, log)
+	ts := httptest.NewServer(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); svc.RunReaper(ctx) }()
+	s := &server{t: t, URL: ts.URL, svc: svc, store: store, quota: q, metrics: metrics}
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		ts.Close()
+		cancel()
+		<-done
+	}
+	t.Cleanup(func() {
+		s.stop()
+		// End whatever the test left live, so that no node outlives it.
+		ids, _ := store.Live(context.Background())
+		for _, id := range ids {
+			_, _ = svc.End(context.Background(), id, EndAdmin, "test cleanup")
+		}
+	})
+	return s
+}
+
+// call makes an API request and decodes a JSON answer into out (if not nil). It returns the response.
+func (s *server) call(method, path, token string, body any, out any) *http.Response {
+	s.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		data, _ := json.Marshal(b)
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, s.URL+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	return resp
+}
+
+// mustCall is call that fails the test unless the status is want.
+func (s *server) mustCall(want int, method, path, token string, body any, out any) *http.Response {
+	s.t.Helper()
+	resp := s.call(method, path, token, body, nil)
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("%s %s: %v: %s", method, path, err, data)
+		}
+	}
+	return resp
+}
+
+// created is what POST /api/v1/sessions answers.
+type created struct {
+	Session
+	Token  string `json:"token"`
+	Limits limits `json:"limits"`
+}
+
+func (s *server) create(body any) created {
+	s.t.Helper()
+	var c created
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions", "", body, &c)
+	return c
+}
+
+type apiError struct {
+	Error struct{ Code, Message string } `json:"error"`
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func errorsIs(err, target error) bool { return err != nil && strings.Contains(err.Error(), target.Error()) }

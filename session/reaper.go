@@ -1,0 +1,84 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// ReaperInterval is how often the reaper looks for due sessions: an expired session ends within about this much
+// of its deadline (plus its teardown).
+const ReaperInterval = 250 * time.Millisecond
+
+// gcInterval is how often containers without a live session are collected.
+const gcInterval = 5 * time.Minute
+
+// RunReaper ends sessions on time until ctx is done: expired ones (reason expired), ones whose setup was abandoned
+// by a process that died (reason error), and teardowns another process left unfinished. Several processes may run
+// it on one Redis: each session is ended by exactly one of them. At start it also collects containers left by
+// sessions that no longer live, and again every few minutes.
+func (s *Service) RunReaper(ctx context.Context) {
+	s.collect(ctx)
+	tick := time.NewTicker(ReaperInterval)
+	defer tick.Stop()
+	lastGC := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.reap(ctx)
+		if time.Since(lastGC) > gcInterval {
+			s.collect(ctx)
+			lastGC = time.Now()
+		}
+	}
+}
+
+func (s *Service) reap(ctx context.Context) {
+	due, err := s.store.Due(ctx, time.Now(), 20)
+	if err != nil {
+		s.log.Warn("reaper: read deadlines", "err", err)
+	}
+	for _, id := range due {
+		if _, err := s.End(ctx, id, EndExpired, ""); err != nil {
+			s.log.Warn("reaper: end expired session", "session", id, "err", err)
+		}
+	}
+	abandoned, err := s.store.AbandonedSetups(ctx)
+	if err != nil {
+		s.log.Warn("reaper: read setups", "err", err)
+	}
+	for _, id := range abandoned {
+		if _, err := s.End(ctx, id, EndError, "the server stopped while setting the session up"); err != nil {
+			s.log.Warn("reaper: end abandoned session", "session", id, "err", err)
+		}
+	}
+	stale, err := s.store.StaleEndings(ctx, time.Now())
+	if err != nil {
+		s.log.Warn("reaper: read teardowns", "err", err)
+	}
+	for _, id := range stale {
+		if ok, err := s.store.TakeOverEnding(ctx, id, time.Now().Add(teardownLease)); err != nil || !ok {
+			continue
+		}
+		sess, err := s.store.Get(ctx, id)
+		if err != nil {
+			sess = Session{ID: id}
+		}
+		if err := s.teardown(ctx, sess); err != nil {
+			s.log.Warn("reaper: finish teardown", "session", id, "err", err)
+		}
+	}
+}
+
+// collect removes containers, networks and volumes whose session is not live in Redis.
+func (s *Service) collect(ctx context.Context) {
+	r, err := s.nodes.GC(ctx, func(ctx context.Context, id string) (bool, error) { return s.store.IsLive(ctx, id) })
+	if err != nil {
+		s.log.Warn("collect leftovers", "err", err)
+	}
+	if len(r.Sessions) > 0 {
+		s.log.Info("collected leftovers", "sessions", r.Sessions, "containers", r.Containers, "networks", r.Networks)
+	}
+}

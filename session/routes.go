@@ -1,0 +1,32 @@
+package session
+
+import "net/http"
+
+// route is one entry of the API surface. The OpenAPI document lists exactly these (a test keeps them in sync).
+type route struct {
+	method, pattern string
+	handler         http.Handler
+}
+
+// routes is the whole HTTP API at a glance.
+func (a *api) routes() []route {
+	return []route{
+		{"POST", "/api/v1/sessions", a.createSession()},
+		{"GET", "/api/v1/sessions", a.admin(a.listSessions())},
+		{"GET", "/api/v1/sessions/{id}", a.session(a.getSession())},
+		{"DELETE", "/api/v1/sessions/{id}", a.session(a.deleteSession())},
+		{"POST", "/api/v1/sessions/{id}/extend", a.session(a.extendSession())},
+		{"POST", "/api/v1/sessions/{id}/setup", a.session(a.setupSession())},
+		{"POST", "/api/v1/sessions/{id}/instances", a.session(a.addInstance())},
+		{"DELETE", "/api/v1/sessions/{id}/instances/{name}", a.session(a.removeInstance())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/exec", a.session(a.exec())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/start", a.session(a.instanceAction("start"))},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/stop", a.session(a.instanceAction("stop"))},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/restart", a.session(a.instanceAction("restart"))},
+		{"GET", "/api/v1/templates", a.listTemplates()},
+		{"GET", "/api/v1/openapi.json", a.openAPI()},
+		{"GET", "/healthz", a.healthz()},
+		{"GET", "/readyz", a.readyz()},
+		{"GET", "/metrics", a.metricsHandler()},
+	}
+}
