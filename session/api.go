@@ -458,4 +458,3 @@ func (a *api) trusted(addr netip.Addr) bool {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-

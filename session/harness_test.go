@@ -213,4 +213,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func errorsIs(err, target error) bool { return err != nil && strings.Contains(err.Error(), target.Error()) }
+func errorsIs(err, target error) bool {
+	return err != nil && strings.Contains(err.Error(), target.Error())
+}

@@ -242,4 +242,3 @@ func countNodes(t *testing.T) int {
 	}
 	return len(cs)
 }
-

@@ -26,9 +26,9 @@ import (
 
 type serveOptions struct {
 	listen, data, redisURL, adminToken, signingKey, integrators, trustedProxies *string
-	defaultDuration, maxDuration                                                 *time.Duration
-	maxInstances, sessionsPerClient, sessionsPerHour, capacity                   *int
-	secureCookies                                                                *bool
+	defaultDuration, maxDuration                                                *time.Duration
+	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
+	secureCookies                                                               *bool
 }
 
 func serveFlags(fs *flag.FlagSet) serveOptions {
