@@ -78,8 +78,8 @@ func TestLifecycle(t *testing.T) {
 		}
 		assertGone(t, rdb, c.ID)
 	}
-	if u, _ := s.quota.Usage(context.Background(), "", ""); u.Running != 0 {
-		t.Fatalf("quota still holds %d nodes", u.Running)
+	if u, _ := s.quota.Usage(context.Background(), a.Client, ""); u.Running != 0 || u.ClientSessions != 0 || a.Client == "" {
+		t.Fatalf("quota still holds %d nodes and %d sessions of client %q", u.Running, u.ClientSessions, a.Client)
 	}
 	// Ended sessions answer 410 to anything but reading.
 	var e apiError

@@ -44,8 +44,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxDuration == 0 {
 		c.MaxDuration = 8 * time.Hour
 	}
-	if c.MaxDuration < c.DefaultDuration {
-		c.MaxDuration = c.DefaultDuration
+	if c.DefaultDuration > c.MaxDuration {
+		c.DefaultDuration = c.MaxDuration
 	}
 	if c.Retention == 0 {
 		c.Retention = 24 * time.Hour

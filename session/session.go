@@ -45,7 +45,7 @@ type Session struct {
 	EndMessage   string     `json:"end_message,omitempty"`
 	EndedAt      *time.Time `json:"ended_at,omitempty"`
 	MaxInstances int        `json:"max_instances"`
-	Client       string     `json:"-"`
+	Client       string     `json:"client,omitempty"` // who holds it, for quotas: an address or launch:<subject>
 	Instances    []Instance `json:"instances"`
 }
 
