@@ -30,8 +30,9 @@ run: images build
 
 ## test: the whole suite against the real engine, with the race detector, then a check that nothing leaked
 test: images lint
+	@ops/check-test-leaks --before .cache/sessions-before-test
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -timeout 30m ./...
-	@ops/check-test-leaks
+	@ops/check-test-leaks --after .cache/sessions-before-test
 
 ## unit: the tests that need no engine (engine tests skip)
 unit:
@@ -45,9 +46,11 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
-## bench: node creation, concurrency and idle memory against the plain docker run path (medians, ratios)
+## bench: nodes against plain docker run; sessions, quota and swarm setup (medians, ratios)
 bench: images
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session
 
 ## gc: remove every container, network and volume of every Sandlot session on this engine
 gc: build

@@ -101,28 +101,37 @@ end
 if nodes > perSession then return {'instance_quota', 0} end
 local running = tonumber(redis.call('GET', KEYS[4]) or '0')
 if running + nodes > capacity then return {'out_of_capacity', 0} end
-redis.call('SADD', KEYS[1], ARGV[1])
+local sessions = redis.call('SADD', KEYS[1], ARGV[1]) + redis.call('SCARD', KEYS[1]) - 1
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[2], window)
 if nodes > 0 then
   redis.call('INCRBY', KEYS[3], nodes)
-  redis.call('INCRBY', KEYS[4], nodes)
+  running = redis.call('INCRBY', KEYS[4], nodes)
 end
-return {'', 0}
+return {'', 0, sessions, running}
 `)
 
-// AdmitSession admits a new session of client that will start with nodes nodes, reserving them. Admitting the
-// same session again is a no-op. A refusal is a *Rejection.
-func (q *Quota) AdmitSession(ctx context.Context, client, session string, nodes int) error {
+// AdmitSession admits a new session of client that will start with nodes nodes, reserving them, and returns what
+// the client and session hold now. Admitting the same session again is a no-op. A refusal is a *Rejection.
+func (q *Quota) AdmitSession(ctx context.Context, client, session string, nodes int) (Usage, error) {
 	l := q.limits
 	res, err := admitScript.Run(ctx, q.rdb,
 		[]string{clientSessionsKey(client), clientRateKey(client), sessionNodesKey(session), runningKey},
 		session, time.Now().UnixMilli(), l.RateWindow.Milliseconds(), l.SessionsPerClient, l.CreationsPerClient,
 		nodes, l.InstancesPerSession, l.Capacity).Slice()
 	if err != nil {
-		return fmt.Errorf("quota: admit session: %w", err)
+		return Usage{}, fmt.Errorf("quota: admit session: %w", err)
 	}
-	return q.rejection(res)
+	if err := q.rejection(res); err != nil {
+		return Usage{}, err
+	}
+	u := Usage{Instances: nodes, MaxInstances: l.InstancesPerSession, MaxSessions: l.SessionsPerClient, Capacity: l.Capacity}
+	if len(res) == 4 {
+		sessions, _ := res[2].(int64)
+		running, _ := res[3].(int64)
+		u.ClientSessions, u.Running = int(sessions), int(running)
+	}
+	return u, nil
 }
 
 // reserveScript: KEYS session nodes counter, global running counter. ARGV max nodes a session, capacity.
@@ -146,11 +155,11 @@ func (q *Quota) ReserveInstance(ctx context.Context, session string) error {
 	return q.rejection(res)
 }
 
-// releaseScript: KEYS session nodes counter, global running counter. ARGV how many (-1: all of the session).
+// releaseScript: KEYS session nodes counter, global running counter. ARGV how many.
 var releaseScript = redis.NewScript(`
 local mine = tonumber(redis.call('GET', KEYS[1]) or '0')
 local n = tonumber(ARGV[1])
-if n < 0 or n > mine then n = mine end
+if n > mine then n = mine end
 if n > 0 then
   redis.call('DECRBY', KEYS[1], n)
   local running = redis.call('DECRBY', KEYS[2], n)
@@ -165,12 +174,25 @@ func (q *Quota) ReleaseInstance(ctx context.Context, session string) error {
 	return releaseScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey}, 1).Err()
 }
 
+// endScript: KEYS session nodes counter, global running counter, client sessions set. ARGV session id.
+var endScript = redis.NewScript(`
+local mine = tonumber(redis.call('GET', KEYS[1]) or '0')
+if mine > 0 then
+  if redis.call('DECRBY', KEYS[2], mine) < 0 then redis.call('SET', KEYS[2], 0) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return mine
+`)
+
 // EndSession gives back everything session held: its place among its client's sessions and all its nodes.
 func (q *Quota) EndSession(ctx context.Context, client, session string) error {
-	if err := releaseScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey}, -1).Err(); err != nil {
+	err := endScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey, clientSessionsKey(client)},
+		session).Err()
+	if err != nil {
 		return fmt.Errorf("quota: end session: %w", err)
 	}
-	return q.rdb.SRem(ctx, clientSessionsKey(client), session).Err()
+	return nil
 }
 
 // Usage is what a session and its client hold, for the limits a client is shown.

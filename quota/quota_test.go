@@ -49,20 +49,20 @@ func TestAdmission(t *testing.T) {
 		do   func() error
 		want string
 	}{
-		{"first session with 2 nodes", func() error { return q.AdmitSession(ctx, "ann", "s1", 2) }, ""},
-		{"same session again is a no-op", func() error { return q.AdmitSession(ctx, "ann", "s1", 2) }, ""},
-		{"second session, over capacity", func() error { return q.AdmitSession(ctx, "ann", "s2", 3) }, CodeOutOfCapacity},
-		{"second session, too many nodes", func() error { return q.AdmitSession(ctx, "ann", "s2", 4) }, CodeInstanceQuota},
-		{"second session", func() error { return q.AdmitSession(ctx, "ann", "s2", 0) }, ""},
-		{"third concurrent session", func() error { return q.AdmitSession(ctx, "ann", "s3", 0) }, CodeTooManySessions},
-		{"another client", func() error { return q.AdmitSession(ctx, "bob", "s4", 1) }, ""},
+		{"first session with 2 nodes", func() error { return admit(q, "ann", "s1", 2) }, ""},
+		{"same session again is a no-op", func() error { return admit(q, "ann", "s1", 2) }, ""},
+		{"second session, over capacity", func() error { return admit(q, "ann", "s2", 3) }, CodeOutOfCapacity},
+		{"second session, too many nodes", func() error { return admit(q, "ann", "s2", 4) }, CodeInstanceQuota},
+		{"second session", func() error { return admit(q, "ann", "s2", 0) }, ""},
+		{"third concurrent session", func() error { return admit(q, "ann", "s3", 0) }, CodeTooManySessions},
+		{"another client", func() error { return admit(q, "bob", "s4", 1) }, ""},
 		{"node 3 of s1", func() error { return q.ReserveInstance(ctx, "s1") }, ""},
 		{"node 4 of s1: session quota", func() error { return q.ReserveInstance(ctx, "s1") }, CodeInstanceQuota},
 		{"node of s2: capacity", func() error { return q.ReserveInstance(ctx, "s2") }, CodeOutOfCapacity},
 		{"s1 ends", func() error { return q.EndSession(ctx, "ann", "s1") }, ""},
 		{"node of s2 now fits", func() error { return q.ReserveInstance(ctx, "s2") }, ""},
-		{"ann's third start within the hour", func() error { return q.AdmitSession(ctx, "ann", "s5", 0) }, ""},
-		{"ann's fourth start: rate", func() error { return q.AdmitSession(ctx, "ann", "s6", 0) }, CodeTooManySessions},
+		{"ann's third start within the hour", func() error { return admit(q, "ann", "s5", 0) }, ""},
+		{"ann's fourth start: rate", func() error { return admit(q, "ann", "s6", 0) }, CodeTooManySessions},
 	}
 	for _, s := range steps {
 		if got := code(s.do()); got != s.want {
@@ -72,7 +72,7 @@ func TestAdmission(t *testing.T) {
 	if err := q.EndSession(ctx, "ann", "s2"); err != nil {
 		t.Fatal(err)
 	}
-	err = q.AdmitSession(ctx, "ann", "s7", 0)
+	_, err = q.AdmitSession(ctx, "ann", "s7", 0)
 	var r *Rejection
 	if !errors.As(err, &r) || r.Code != CodeRateLimited || r.RetryAfter <= 50*time.Minute || r.RetryAfter > time.Hour {
 		t.Fatalf("rate limit: %v (retry after %v)", err, r)
@@ -96,7 +96,7 @@ func TestCapacityUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			switch c := code(q.AdmitSession(ctx, fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i), 1)); c {
+			switch c := code(admit(q, fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i), 1)); c {
 			case "":
 				admitted.Add(1)
 			case CodeOutOfCapacity:
@@ -118,5 +118,26 @@ func TestCapacityUnderConcurrency(t *testing.T) {
 func TestNewNeedsCapacity(t *testing.T) {
 	if _, err := New(nil, Limits{}); err == nil {
 		t.Fatal("zero capacity accepted")
+	}
+}
+
+func admit(q *Quota, client, session string, nodes int) error {
+	_, err := q.AdmitSession(context.Background(), client, session, nodes)
+	return err
+}
+
+// What admission returns is what the client and session hold.
+func TestAdmitReturnsUsage(t *testing.T) {
+	q, err := New(newRedis(t), Limits{Capacity: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := q.AdmitSession(ctx, "ann", "s1", 2); err != nil {
+		t.Fatal(err)
+	}
+	u, err := q.AdmitSession(ctx, "ann", "s2", 3)
+	if err != nil || u.ClientSessions != 2 || u.Running != 5 || u.Instances != 3 || u.Capacity != 10 {
+		t.Fatalf("usage %+v, %v", u, err)
 	}
 }

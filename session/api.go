@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sandlot/sandlot/instance"
+	"github.com/sandlot/sandlot/quota"
 )
 
 // APIConfig tunes the HTTP API.
@@ -72,11 +73,18 @@ type limits struct {
 	CapacityFree       int             `json:"capacity_free"`
 }
 
-func (a *api) view(ctx context.Context, s Session, token string) sessionView {
+// view shows a session with its limits; usage is read from quota unless the caller has it already.
+func (a *api) view(ctx context.Context, s Session, token string, usage ...quota.Usage) sessionView {
 	v := sessionView{Session: s, Token: token}
 	v.Limits = limits{MaxInstances: s.MaxInstances, Instances: len(s.Instances), MaxExpiresAt: s.MaxExpiresAt,
 		Node: a.cfg.NodeLimits}
-	if u, err := a.svc.quota.Usage(ctx, s.Client, s.ID); err == nil {
+	u, err := quota.Usage{}, error(nil)
+	if len(usage) > 0 {
+		u = usage[0]
+	} else {
+		u, err = a.svc.quota.Usage(ctx, s.Client, s.ID)
+	}
+	if err == nil {
 		v.Limits.ClientSessions, v.Limits.MaxClientSessions = u.ClientSessions, u.MaxSessions
 		v.Limits.CapacityFree = max(u.Capacity-u.Running, 0)
 	}
@@ -129,7 +137,7 @@ func (a *api) createSession() http.Handler {
 		http.SetCookie(w, &http.Cookie{Name: cookieName(created.Session.ID), Value: created.Token, Path: "/",
 			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.cfg.SecureCookies,
 			Expires: created.Session.MaxExpiresAt})
-		respond(w, http.StatusCreated, a.view(r.Context(), created.Session, created.Token))
+		respond(w, http.StatusCreated, a.view(r.Context(), created.Session, created.Token, created.Usage))
 	})
 }
 

@@ -40,6 +40,7 @@ func newRedis(t testing.TB) *redis.Client {
 	}
 	t.Cleanup(s.Stop)
 	opts, _ := redis.ParseURL(s.URL())
+	opts.PoolSize = 128 // as sandlot serve sets it
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb

@@ -17,6 +17,7 @@ type Metrics struct {
 	setupSeconds    *prometheus.HistogramVec
 	instanceSeconds prometheus.Histogram
 	reaperLag       prometheus.Histogram
+	quotaSeconds    prometheus.Histogram
 }
 
 // NewMetrics registers the session metrics, and gauges read from Redis at scrape time.
@@ -41,8 +42,11 @@ func NewMetrics(store *Store, q *quota.Quota) *Metrics {
 		reaperLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sandlot_reaper_lag_seconds", Help: "How late expired sessions were ended after their deadline.",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 60}}),
+		quotaSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sandlot_quota_check_seconds", Help: "Admission of a new session by quota (one Redis script).",
+			Buckets: []float64{0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05}}),
 	}
-	m.Registry.MustRegister(m.sessionsCreated, m.sessionsEnded, m.rejections, m.createSeconds, m.setupSeconds,
+	m.Registry.MustRegister(m.quotaSeconds, m.sessionsCreated, m.sessionsEnded, m.rejections, m.createSeconds, m.setupSeconds,
 		m.instanceSeconds, m.reaperLag, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	if store != nil && q != nil {
 		m.Registry.MustRegister(&liveCollector{store: store, quota: q,

@@ -88,10 +88,11 @@ type CreateRequest struct {
 	Launch   *LaunchClaims
 }
 
-// Created is a new session and its token.
+// Created is a new session, its token, and what its client holds.
 type Created struct {
 	Session Session
 	Token   string
+	Usage   quota.Usage
 }
 
 // Create starts a session: admitted by quota and stored with its deadline; its template (if any) is set up
@@ -139,7 +140,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	if tmpl != nil {
 		nodes = tmpl.Nodes()
 	}
-	if err := s.quota.AdmitSession(ctx, req.Client, id, nodes); err != nil {
+	admitStart := time.Now()
+	usage, err := s.quota.AdmitSession(ctx, req.Client, id, nodes)
+	s.metrics.quotaSeconds.Observe(time.Since(admitStart).Seconds())
+	if err != nil {
 		s.metrics.rejected(err)
 		return Created{}, err
 	}
@@ -171,8 +175,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		}
 	}
 	s.metrics.createSeconds.WithLabelValues(templateLabel(sess.Template)).Observe(time.Since(start).Seconds())
+	if tmpl == nil {
+		sess.Instances = []Instance{}
+		return Created{Session: sess, Token: token, Usage: usage}, nil
+	}
 	out, err := s.Get(ctx, id)
-	return Created{Session: out, Token: token}, err
+	return Created{Session: out, Token: token, Usage: usage}, err
 }
 
 // Get returns a session with its nodes' current status (from the engine, for live sessions).
@@ -186,6 +194,9 @@ func (s *Service) Get(ctx context.Context, id string) (Session, error) {
 			sess.Instances[i].Status = "removed"
 		}
 		return sess, nil
+	}
+	if len(sess.Instances) == 0 {
+		return sess, nil // nothing to ask the engine about
 	}
 	running, err := s.nodes.List(ctx, id)
 	if err != nil {

@@ -78,6 +78,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return fmt.Errorf("--redis %q: %w", redisURL, err)
 	}
+	// Every API call makes a few Redis round trips; a pool as large as the concurrency we expect keeps calls from
+	// queueing for a connection (go-redis defaults to 10 per CPU).
+	redisOpts.PoolSize = max(redisOpts.PoolSize, 128)
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 	if err := rdb.Ping(ctx).Err(); err != nil {
