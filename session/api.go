@@ -340,6 +340,18 @@ func (a *api) openAPI() http.Handler {
 	})
 }
 
+// index is the front page until the playground page arrives: what this is and where the API is.
+func (a *api) index() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><meta charset="utf-8"><title>Sandlot</title>
+<h1>Sandlot</h1><p>A browser playground for Docker. This server runs the API; the web page comes in a later version.</p>
+<p>API: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a> · templates: <a href="/api/v1/templates">/api/v1/templates</a>.
+Start a session: <code>curl -X POST localhost:8080/api/v1/sessions -d '{"template":"1-node"}'</code></p>
+`))
+	})
+}
+
 func (a *api) healthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -25,6 +25,7 @@ func (a *api) routes() []route {
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/restart", a.session(a.instanceAction("restart"))},
 		{"GET", "/api/v1/templates", a.listTemplates()},
 		{"GET", "/api/v1/openapi.json", a.openAPI()},
+		{"GET", "/{$}", a.index()},
 		{"GET", "/healthz", a.healthz()},
 		{"GET", "/readyz", a.readyz()},
 		{"GET", "/metrics", a.metricsHandler()},
