@@ -57,6 +57,10 @@ type Config struct {
 	Security     Security      // default SecurityAuto
 	ReadyTimeout time.Duration // how long a node may take to be ready; default 60 s
 	Logger       *slog.Logger  // default slog.Default()
+	// Owner names the deployment: everything made carries it as sandlot.owner, and GC looks only at objects
+	// with the same owner, so that two deployments on one engine never collect each other's nodes. Empty: make
+	// objects without an owner and collect regardless of owner (the admin `sandlot gc`).
+	Owner string
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 )
@@ -131,6 +132,23 @@ type Limits struct {
 	CPUs   float64 `json:"cpus"`
 	Pids   int64   `json:"pids"`
 	Disk   int64   `json:"disk_bytes"`
+}
+
+// labels are the labels of an object of session (and instance, "" for a network), with the owner if any.
+func (d *Driver) labels(session, instance string) map[string]string {
+	l := map[string]string{LabelSession: session, LabelInstance: instance}
+	if d.cfg.Owner != "" {
+		l[LabelOwner] = d.cfg.Owner
+	}
+	return l
+}
+
+// ownedBy narrows a label filter to this driver's owner, if it has one.
+func (d *Driver) ownedBy(f filters.Args) filters.Args {
+	if d.cfg.Owner != "" {
+		f.Add("label", LabelOwner+"="+d.cfg.Owner)
+	}
+	return f
 }
 
 // isNotFound reports whether err is the engine saying an object does not exist.

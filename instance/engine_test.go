@@ -22,6 +22,19 @@ import (
 
 var overlayReady bool // the engine is a swarm manager for the length of the run
 
+// testOwner is the owner of everything these tests make, so that their GC never touches what other test packages
+// running at the same time (or a developer's server) made. A child process (TestGCChild) inherits it.
+var testOwner = func() string {
+	if o := os.Getenv("SANDLOT_TEST_OWNER"); o != "" {
+		return o
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	o := "instance-tests-" + hex.EncodeToString(b)
+	os.Setenv("SANDLOT_TEST_OWNER", o)
+	return o
+}()
+
 func TestMain(m *testing.M) {
 	leave := prepareSwarm()
 	code := m.Run()
@@ -85,7 +98,7 @@ func newDriver(t testing.TB, kind NetworkKind, tune func(*Config)) *Driver {
 		}
 		t.Skip("the engine is not a swarm manager")
 	}
-	cfg := Config{Network: kind, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	cfg := Config{Network: kind, Owner: testOwner, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	if tune != nil {
 		tune(&cfg)
 	}

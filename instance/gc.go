@@ -98,8 +98,8 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 }
 
 // GC removes the containers, networks and volumes of every session that live says is dead, and helper
-// containers left by a process that was killed while running one. Objects without the sandlot.session label are
-// never looked at. A session whose liveness cannot be told is left alone and reported in the error.
+// containers left by a process that was killed while running one. Objects without the sandlot.session label, or
+// of another owner (when the driver has one), are never looked at. A session whose liveness cannot be told is left alone and reported in the error.
 func (d *Driver) GC(ctx context.Context, live LiveFunc) (GCReport, error) {
 	var report GCReport
 	sessions, err := d.labelledSessions(ctx)
@@ -138,7 +138,7 @@ func (d *Driver) GC(ctx context.Context, live LiveFunc) (GCReport, error) {
 
 // labelledSessions are the session ids found on any container, network or volume, sorted.
 func (d *Driver) labelledSessions(ctx context.Context) ([]string, error) {
-	hasLabel := filters.NewArgs(filters.Arg("label", LabelSession))
+	hasLabel := d.ownedBy(filters.NewArgs(filters.Arg("label", LabelSession)))
 	seen := map[string]bool{}
 	containers, err := d.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: hasLabel})
 	if err != nil {
@@ -172,7 +172,7 @@ func (d *Driver) labelledSessions(ctx context.Context) ([]string, error) {
 }
 
 func (d *Driver) collectHelpers(ctx context.Context) (int, error) {
-	f := filters.NewArgs(filters.Arg("label", LabelSession+"="+systemSession))
+	f := d.ownedBy(filters.NewArgs(filters.Arg("label", LabelSession+"="+systemSession)))
 	helpers, err := d.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
 		return 0, fmt.Errorf("list helper containers: %w", err)

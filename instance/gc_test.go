@@ -153,3 +153,25 @@ func countLabelled(t *testing.T, d *Driver, session string) int {
 	t.Logf("session %s: %d networks, %s", session, len(ns), strings.Join(names, ", "))
 	return len(cs) + len(ns) + len(vs.Volumes)
 }
+
+// GC looks only at its own deployment's objects: a GC that takes every session for dead leaves another owner's
+// session running.
+func TestGCRespectsOwner(t *testing.T) {
+	mine := newDriver(t, NetworkBridge, func(c *Config) { c.Owner = testOwner + "-gc-mine" })
+	theirs := newDriver(t, NetworkBridge, func(c *Config) { c.Owner = testOwner + "-gc-theirs" })
+	ownSession, _ := newSession(t, mine)
+	createNodes(t, mine, ownSession, 1)
+	otherSession, _ := newSession(t, theirs)
+	createNodes(t, theirs, otherSession, 1)
+
+	report, err := mine.GC(testContext(t), func(context.Context, string) (bool, error) { return false, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Sessions) != 1 || report.Sessions[0] != ownSession {
+		t.Fatalf("collected %v, want only %s", report.Sessions, ownSession)
+	}
+	if list, err := theirs.List(testContext(t), otherSession); err != nil || len(list) != 1 || list[0].Status != "running" {
+		t.Fatalf("the other owner's session: %+v, %v", list, err)
+	}
+}

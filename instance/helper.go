@@ -19,7 +19,7 @@ func (d *Driver) runHelper(ctx context.Context, role string, cmd []string, hc *c
 	cfg := &container.Config{
 		Image:      d.cfg.Image,
 		Entrypoint: cmd,
-		Labels:     map[string]string{LabelSession: systemSession, LabelInstance: role},
+		Labels:     d.labels(systemSession, role),
 	}
 	created, err := d.docker.ContainerCreate(ctx, cfg, hc, nil, nil, "")
 	if err != nil {

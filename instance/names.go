@@ -13,6 +13,7 @@ import (
 const (
 	LabelSession  = "sandlot.session"
 	LabelInstance = "sandlot.instance"
+	LabelOwner    = "sandlot.owner" // the deployment: Sandlot processes sharing one Redis share it
 	labelHostname = "sandlot.hostname"
 	labelSubnet   = "sandlot.subnet"
 )

@@ -69,8 +69,9 @@ func (d *Driver) createNetwork(ctx context.Context, session string, subnet netip
 			Subnet:  subnet.String(),
 			Gateway: gatewayAddr(subnet).String(),
 		}}},
-		Labels: map[string]string{LabelSession: session, LabelInstance: "", labelSubnet: subnet.String()},
+		Labels: d.labels(session, ""),
 	}
+	opts.Labels[labelSubnet] = subnet.String()
 	if d.network == NetworkBridge {
 		opts.Options = map[string]string{"com.docker.network.bridge.name": bridgeName(session)}
 	}

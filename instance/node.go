@@ -85,11 +85,13 @@ func (d *Driver) Create(ctx context.Context, session string, spec Spec) (Instanc
 
 func (d *Driver) nodeConfig(session string, spec Spec, net Network, ip netip.Addr) (
 	*container.Config, *container.HostConfig, *network.NetworkingConfig) {
-	labels := map[string]string{LabelSession: session, LabelInstance: spec.Name}
+	labels := d.labels(session, spec.Name)
+	containerLabels := d.labels(session, spec.Name)
+	containerLabels[labelHostname] = spec.Hostname
 	cfg := &container.Config{
 		Image:    d.cfg.Image,
 		Hostname: spec.Hostname,
-		Labels:   map[string]string{LabelSession: session, LabelInstance: spec.Name, labelHostname: spec.Hostname},
+		Labels:   containerLabels,
 		Env: []string{
 			"SANDLOT_NODE=" + spec.Name,
 			"SANDLOT_SESSION=" + session,

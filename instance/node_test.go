@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -105,10 +106,20 @@ func TestNodesCannotReachHost(t *testing.T) {
 	for _, kind := range kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			d := newDriver(t, kind, nil)
-			session, _ := newSession(t, d)
+			session, sessionNet := newSession(t, d)
 			createNodes(t, d, session, 1)
 
-			hostAddrs := hostIPv4s(t)
+			// The host's own addresses, and this session's gateway; other sessions' bridges come and go as the
+			// tests running beside this one make and remove them.
+			var hostAddrs []string
+			for _, a := range hostIPv4s(t) {
+				if addr := netip.MustParseAddr(a); !d.cfg.SubnetPool.Contains(addr) {
+					hostAddrs = append(hostAddrs, a)
+				}
+			}
+			if kind == NetworkBridge {
+				hostAddrs = append(hostAddrs, sessionNet.Gateway.String())
+			}
 			for _, addr := range hostAddrs {
 				c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, fmt.Sprint(port)), 2*time.Second)
 				if err != nil {

@@ -48,6 +48,10 @@ func newRedis(t testing.TB) *redis.Client {
 
 var sharedDriver *instance.Driver
 
+// testOwner owns everything these tests make: their servers' GC never touches what other packages' tests (or a
+// developer's server) make meanwhile.
+var testOwner = "session-tests-" + randomHex(4)
+
 // driver is one instance driver (bridge networks) for the whole test binary.
 func driver(t testing.TB) *instance.Driver {
 	t.Helper()
@@ -56,7 +60,8 @@ func driver(t testing.TB) *instance.Driver {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d, err := instance.New(ctx, instance.Config{Network: instance.NetworkBridge,
+	// One owner for this test binary: its servers' GC never touches what other packages' tests make meanwhile.
+	d, err := instance.New(ctx, instance.Config{Network: instance.NetworkBridge, Owner: testOwner,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		if os.Getenv("SANDLOT_REQUIRE_DOCKER") != "1" && (errorsIs(err, instance.ErrEngineUnreachable) || errorsIs(err, instance.ErrImageMissing)) {
@@ -107,7 +112,7 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	metrics := NewMetrics(store, q)
 	svc := NewService(o.cfg, store, q, d, templates, tokens, metrics, log)
 	ready := func(ctx context.Context) error { return d.Ping(ctx) }
@@ -216,4 +221,12 @@ func randomHex(n int) string {
 
 func errorsIs(err, target error) bool {
 	return err != nil && strings.Contains(err.Error(), target.Error())
+}
+
+// testLog sends the server's warnings and errors to the test's log.
+type testLog struct{ t testing.TB }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

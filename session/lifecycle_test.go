@@ -227,8 +227,7 @@ func TestTwoServersOneRedis(t *testing.T) {
 	}
 }
 
-// countNodes counts the Sandlot nodes running on the engine (all sessions, this test's own are the only ones
-// its capacity admits).
+// countNodes counts the nodes these tests run (their owner's), in all sessions.
 func countNodes(t *testing.T) int {
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -236,7 +235,7 @@ func countNodes(t *testing.T) int {
 	}
 	defer docker.Close()
 	cs, err := docker.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", "sandlot.session"), filters.Arg("label", "sandlot.instance=node1"))})
+		filters.Arg("label", "sandlot.owner="+testOwner), filters.Arg("label", "sandlot.instance=node1"))})
 	if err != nil {
 		t.Fatal(err)
 	}

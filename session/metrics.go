@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sandlot/sandlot/quota"
 )
 
@@ -47,7 +48,7 @@ func NewMetrics(store *Store, q *quota.Quota) *Metrics {
 			Buckets: []float64{0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05}}),
 	}
 	m.Registry.MustRegister(m.quotaSeconds, m.sessionsCreated, m.sessionsEnded, m.rejections, m.createSeconds, m.setupSeconds,
-		m.instanceSeconds, m.reaperLag, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		m.instanceSeconds, m.reaperLag, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if store != nil && q != nil {
 		m.Registry.MustRegister(&liveCollector{store: store, quota: q,
 			sessions: prometheus.NewDesc("sandlot_sessions_live", "Sessions not ended, across all processes.", nil, nil),

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ const (
 	keyStarting  = "sandlot:starting"
 	keyEnding    = "sandlot:ending"
 	keyKey       = "sandlot:signing-key"
+	keyOwner     = "sandlot:deployment"
 )
 
 func keyRecord(id string) string    { return "sandlot:session:" + id }
@@ -43,6 +45,19 @@ func keySetup(id string) string     { return "sandlot:setup:" + id }
 // NewStore returns a Store over rdb keeping ended sessions readable for retention.
 func NewStore(rdb redis.UniversalClient, retention time.Duration) *Store {
 	return &Store{rdb: rdb, retention: retention}
+}
+
+// Owner returns this deployment's name for the objects it makes on the engine: made once, shared by every
+// Sandlot process on this Redis, so that none of them ever collects another deployment's nodes.
+func (s *Store) Owner(ctx context.Context) (string, error) {
+	fresh := make([]byte, 8)
+	if _, err := rand.Read(fresh); err != nil {
+		return "", err
+	}
+	if err := s.rdb.SetNX(ctx, keyOwner, "d"+hex.EncodeToString(fresh), 0).Err(); err != nil {
+		return "", fmt.Errorf("store deployment name: %w", err)
+	}
+	return s.rdb.Get(ctx, keyOwner).Result()
 }
 
 // SigningKey returns the key session tokens are signed with: made once, by whichever process asks first, and

@@ -87,6 +87,10 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return fmt.Errorf("redis at %s does not answer: %w", redisURL, err)
 	}
 
+	store := session.NewStore(rdb, 24*time.Hour)
+	if nodeCfg.Owner, err = store.Owner(ctx); err != nil {
+		return err
+	}
 	nodeCfg.Logger = log
 	driver, err := instance.New(ctx, nodeCfg)
 	if err != nil {
@@ -107,7 +111,6 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return err
 	}
-	store := session.NewStore(rdb, 24*time.Hour)
 	tokens, err := newTokens(ctx, o, store)
 	if err != nil {
 		return err
