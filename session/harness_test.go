@@ -192,6 +192,7 @@ func (s *server) mustCall(want int, method, path, token string, body any, out an
 			s.t.Fatalf("%s %s: %v: %s", method, path, err, data)
 		}
 	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
 	return resp
 }
 

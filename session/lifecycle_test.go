@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -240,4 +241,57 @@ func countNodes(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(cs)
+}
+
+// Setting up a template in an existing session, stopping and starting a node, removing one; readiness and metrics.
+func TestSetupActionsAndProbes(t *testing.T) {
+	s := newServer(t, newRedis(t), serverOpts{})
+	c := s.create(nil)
+	path := "/api/v1/sessions/" + c.ID
+	var got created
+	s.mustCall(http.StatusOK, "POST", path+"/setup", c.Token, `{"template":"swarm-1m1w"}`, &got)
+	if len(got.Instances) != 2 {
+		t.Fatalf("after setup: %+v", got.Instances)
+	}
+	var res execResponse
+	s.mustCall(http.StatusOK, "POST", path+"/instances/node1/exec", c.Token,
+		`{"cmd":["sh","-c","docker node ls --format '{{.Status}}' | grep -c Ready"]}`, &res)
+	if strings.TrimSpace(res.Stdout) != "2" {
+		t.Fatalf("swarm-1m1w: %q %q", res.Stdout, res.Stderr)
+	}
+	var e apiError
+	s.mustCall(http.StatusConflict, "POST", path+"/setup", c.Token, `{"template":"1-node"}`, &e)
+
+	var in Instance
+	s.mustCall(http.StatusOK, "POST", path+"/instances/node2/stop", c.Token, nil, &in)
+	if in.Status != "exited" {
+		t.Fatalf("after stop: %+v", in)
+	}
+	s.mustCall(http.StatusOK, "POST", path+"/instances/node2/start", c.Token, nil, &in)
+	s.mustCall(http.StatusOK, "POST", path+"/instances/node2/restart", c.Token, nil, &in)
+	if in.Status != "running" {
+		t.Fatalf("after start: %+v", in)
+	}
+	s.mustCall(http.StatusNoContent, "DELETE", path+"/instances/node2", c.Token, nil, nil)
+	s.mustCall(http.StatusOK, "GET", path, c.Token, nil, &got)
+	if len(got.Instances) != 1 || got.Limits.RemainingInstances != 4 {
+		t.Fatalf("after removing node2: %+v, %+v", got.Instances, got.Limits)
+	}
+	// The freed name is taken again by the next node.
+	s.mustCall(http.StatusCreated, "POST", path+"/instances", c.Token, nil, &in)
+	if in.Name != "node2" {
+		t.Fatalf("new node named %s", in.Name)
+	}
+
+	s.mustCall(http.StatusOK, "GET", "/readyz", "", nil, nil)
+	s.mustCall(http.StatusOK, "GET", "/healthz", "", nil, nil)
+	resp := s.mustCall(http.StatusOK, "GET", "/metrics", "", nil, nil)
+	body := new(strings.Builder)
+	_, _ = io.Copy(body, resp.Body)
+	for _, m := range []string{"sandlot_sessions_created_total 1", "sandlot_sessions_live 1", "sandlot_instances_reserved 2",
+		"sandlot_template_setup_seconds_count{template=\"swarm-1m1w\"} 1", "sandlot_quota_check_seconds_count 1"} {
+		if !strings.Contains(body.String(), m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package redisproc
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -34,5 +35,14 @@ func TestStartPersistStop(t *testing.T) {
 	defer rdb.Close()
 	if v, err := rdb.Get(ctx, "k").Result(); err != nil || v != "kept" {
 		t.Fatalf("after restart: %q, %v", v, err)
+	}
+}
+
+// Without redis-server installed the error says how to get it.
+func TestMissingRedisServer(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := Start(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "apt-get install redis-server") || !strings.Contains(err.Error(), "--redis") {
+		t.Fatalf("err = %v", err)
 	}
 }
