@@ -30,7 +30,7 @@ run: images build
 
 ## test: the whole suite against the real engine, with the race detector, then a check that nothing leaked
 test: images lint
-	@ops/check-test-leaks --before .cache/sessions-before-test
+	@mkdir -p .cache && ops/check-test-leaks --before .cache/sessions-before-test
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -timeout 30m ./...
 	@ops/check-test-leaks --after .cache/sessions-before-test
 
