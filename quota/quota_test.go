@@ -9,22 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/sandlot/sandlot/internal/redisproc"
+	"github.com/sandlot/sandlot/internal/redistest"
 )
-
-func newRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	s, err := redisproc.Start(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	opts, _ := redis.ParseURL(s.URL())
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
 
 func code(err error) string {
 	var r *Rejection
@@ -39,7 +25,7 @@ func code(err error) string {
 
 func TestAdmission(t *testing.T) {
 	ctx := context.Background()
-	q, err := New(newRedis(t), Limits{SessionsPerClient: 2, CreationsPerClient: 3, RateWindow: time.Hour,
+	q, err := New(redistest.New(t), Limits{SessionsPerClient: 2, CreationsPerClient: 3, RateWindow: time.Hour,
 		InstancesPerSession: 3, Capacity: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +72,7 @@ func TestAdmission(t *testing.T) {
 // 50 clients asking at once for one node each against a capacity of 5: exactly 5 get one.
 func TestCapacityUnderConcurrency(t *testing.T) {
 	ctx := context.Background()
-	q, err := New(newRedis(t), Limits{Capacity: 5})
+	q, err := New(redistest.New(t), Limits{Capacity: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +114,7 @@ func admit(q *Quota, client, session string, nodes int) error {
 
 // What admission returns is what the client and session hold.
 func TestAdmitReturnsUsage(t *testing.T) {
-	q, err := New(newRedis(t), Limits{Capacity: 10})
+	q, err := New(redistest.New(t), Limits{Capacity: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/sandlot/sandlot/internal/redistest"
 	"github.com/sandlot/sandlot/quota"
 )
 
 // BenchmarkCreateSession: 50 clients at once start sessions without nodes over HTTP (1000 a round); reports the
 // median and p99 latency of one creation.
 func BenchmarkCreateSession(b *testing.B) {
-	rdb := newRedis(b)
+	rdb := redistest.New(b)
 	s := newServer(b, rdb, serverOpts{limits: quota.Limits{Capacity: 10, SessionsPerClient: 1 << 20,
 		CreationsPerClient: 1 << 20}})
 	const clients, perRound = 50, 1000
@@ -80,13 +81,11 @@ func histogramQuantile(b *testing.B, m *Metrics, q float64) float64 {
 // BenchmarkQuotaCheck (a worst case): 50 goroutines asking quota to admit a session and giving it back, with no
 // pause, about 36,000 admissions a second here; reports the p50 and p99 of one admission.
 func BenchmarkQuotaCheck(b *testing.B) {
-	q, err := quota.New(newRedis(b), quota.Limits{Capacity: 1000, SessionsPerClient: 1 << 20, CreationsPerClient: 1 << 20})
+	q, err := quota.New(redistest.New(b), quota.Limits{Capacity: 1000, SessionsPerClient: 1 << 20, CreationsPerClient: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	var lat []time.Duration
-	var mu sync.Mutex
+	var lat latencies
 	for i := 0; i < b.N; i++ {
 		var wg sync.WaitGroup
 		for c := range 50 {
@@ -95,29 +94,23 @@ func BenchmarkQuotaCheck(b *testing.B) {
 				defer wg.Done()
 				for j := range 40 {
 					id := fmt.Sprintf("s%d-%d-%d", i, c, j)
-					start := time.Now()
-					if _, err := q.AdmitSession(ctx, fmt.Sprint("client", c), id, 1); err != nil {
-						b.Error(err)
+					if !admitTimed(b, q, fmt.Sprint("client", c), id, &lat) {
 						return
 					}
-					took := time.Since(start)
-					_ = q.EndSession(ctx, fmt.Sprint("client", c), id)
-					mu.Lock()
-					lat = append(lat, took)
-					mu.Unlock()
+					_ = q.EndSession(context.Background(), fmt.Sprint("client", c), id)
 				}
 			}()
 		}
 		wg.Wait()
 	}
-	b.ReportMetric(ms(percentile(lat, 50)), "ms-p50")
-	b.ReportMetric(ms(percentile(lat, 99)), "ms-p99")
+	b.ReportMetric(ms(percentile(lat.d, 50)), "ms-p50")
+	b.ReportMetric(ms(percentile(lat.d, 99)), "ms-p99")
 }
 
 // BenchmarkSwarm3m2w: from the request to a formed swarm of 3 managers and 2 workers, through Sandlot and by hand
 // with docker commands (ops/bench/swarm-by-hand), alternating in one run; reports both medians and the ratio.
 func BenchmarkSwarm3m2w(b *testing.B) {
-	s := newServer(b, newRedis(b), serverOpts{})
+	s := newServer(b, redistest.New(b), serverOpts{})
 	var ours, hand []time.Duration
 	for i := 0; i < b.N; i++ {
 		runOurs := func() {
@@ -164,13 +157,11 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // far more than people start sessions), for one second a round; reports p50 and p99 of one admission. Unlike the
 // closed loop above, this measures latency rather than how requests queue at saturation.
 func BenchmarkQuotaCheckPaced(b *testing.B) {
-	q, err := quota.New(newRedis(b), quota.Limits{Capacity: 1 << 20, SessionsPerClient: 1 << 20, CreationsPerClient: 1 << 20})
+	q, err := quota.New(redistest.New(b), quota.Limits{Capacity: 1 << 20, SessionsPerClient: 1 << 20, CreationsPerClient: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	var lat []time.Duration
-	var mu sync.Mutex
+	var lat latencies
 	for i := 0; i < b.N; i++ {
 		var wg sync.WaitGroup
 		for c := range 50 {
@@ -182,21 +173,37 @@ func BenchmarkQuotaCheckPaced(b *testing.B) {
 				defer tick.Stop()
 				for j := range 50 {
 					<-tick.C
-					id := fmt.Sprintf("p%d-%d-%d", i, c, j)
-					start := time.Now()
-					if _, err := q.AdmitSession(ctx, fmt.Sprint("client", c), id, 1); err != nil {
-						b.Error(err)
+					if !admitTimed(b, q, fmt.Sprint("client", c), fmt.Sprintf("p%d-%d-%d", i, c, j), &lat) {
 						return
 					}
-					took := time.Since(start)
-					mu.Lock()
-					lat = append(lat, took)
-					mu.Unlock()
 				}
 			}()
 		}
 		wg.Wait()
 	}
-	b.ReportMetric(ms(percentile(lat, 50)), "ms-p50")
-	b.ReportMetric(ms(percentile(lat, 99)), "ms-p99")
+	b.ReportMetric(ms(percentile(lat.d, 50)), "ms-p50")
+	b.ReportMetric(ms(percentile(lat.d, 99)), "ms-p99")
+}
+
+// latencies collects durations from many goroutines.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// admitTimed admits one session and records how long quota took.
+func admitTimed(b *testing.B, q *quota.Quota, client, id string, l *latencies) bool {
+	start := time.Now()
+	if _, err := q.AdmitSession(context.Background(), client, id, 1); err != nil {
+		b.Error(err)
+		return false
+	}
+	l.add(time.Since(start))
+	return true
 }

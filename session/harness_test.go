@@ -17,7 +17,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sandlot/sandlot/instance"
-	"github.com/sandlot/sandlot/internal/redisproc"
 	"github.com/sandlot/sandlot/quota"
 )
 
@@ -30,21 +29,6 @@ const (
 )
 
 var testIntegratorSecret = []byte("integrator-secret-for-tests-0123456789")
-
-// newRedis starts a private redis-server for one test.
-func newRedis(t testing.TB) *redis.Client {
-	t.Helper()
-	s, err := redisproc.Start(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	opts, _ := redis.ParseURL(s.URL())
-	opts.PoolSize = 128 // as sandlot serve sets it
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
 
 var sharedDriver *instance.Driver
 

@@ -15,13 +15,14 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
+	"github.com/sandlot/sandlot/internal/redistest"
 	"github.com/sandlot/sandlot/quota"
 )
 
 // The whole lifecycle over HTTP: create, add two nodes, exec; a swarm-3m2w session forms 5 Ready nodes, 3 of them
 // managers; delete; nothing of either session is left running in Docker or held in Redis.
 func TestLifecycle(t *testing.T) {
-	rdb := newRedis(t)
+	rdb := redistest.New(t)
 	s := newServer(t, rdb, serverOpts{})
 
 	a := s.create(map[string]string{"duration": "30m"})
@@ -128,13 +129,13 @@ func assertGone(t *testing.T, rdb *redis.Client, id string) {
 // server was stopped over the deadline and started again.
 func TestExpiry(t *testing.T) {
 	t.Run("running", func(t *testing.T) {
-		s := newServer(t, newRedis(t), serverOpts{})
+		s := newServer(t, redistest.New(t), serverOpts{})
 		c := s.create(map[string]string{"duration": "3s"})
 		s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+c.ID+"/instances", c.Token, nil, nil)
 		waitEnded(t, s, c, c.ExpiresAt.Add(2*time.Second))
 	})
 	t.Run("across a restart", func(t *testing.T) {
-		rdb := newRedis(t)
+		rdb := redistest.New(t)
 		first := newServer(t, rdb, serverOpts{})
 		c := first.create(map[string]string{"duration": "3s"})
 		first.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+c.ID+"/instances", c.Token, nil, nil)
@@ -175,7 +176,7 @@ func waitEnded(t *testing.T, s *server, c created, by time.Time) {
 // Two servers on one Redis: each expiring session is ended exactly once; and 50 parallel creations of 1-node
 // sessions against a capacity of 5 never run more than 5 nodes.
 func TestTwoServersOneRedis(t *testing.T) {
-	rdb := newRedis(t)
+	rdb := redistest.New(t)
 	limits := quota.Limits{Capacity: 5, SessionsPerClient: 100, CreationsPerClient: 1000}
 	servers := []*server{newServer(t, rdb, serverOpts{limits: limits}), newServer(t, rdb, serverOpts{limits: limits})}
 
@@ -245,7 +246,7 @@ func countNodes(t *testing.T) int {
 
 // Setting up a template in an existing session, stopping and starting a node, removing one; readiness and metrics.
 func TestSetupActionsAndProbes(t *testing.T) {
-	s := newServer(t, newRedis(t), serverOpts{})
+	s := newServer(t, redistest.New(t), serverOpts{})
 	c := s.create(nil)
 	path := "/api/v1/sessions/" + c.ID
 	var got created

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sandlot/sandlot/internal/redistest"
 	"github.com/sandlot/sandlot/quota"
 )
 
 // Every kind of bad request is refused with the right status and code, and changes nothing.
 func TestRejections(t *testing.T) {
-	rdb := newRedis(t)
+	rdb := redistest.New(t)
 	s := newServer(t, rdb, serverOpts{limits: quota.Limits{Capacity: 3, SessionsPerClient: 3,
 		CreationsPerClient: 100, InstancesPerSession: 2}, cfg: Config{MaxDuration: time.Hour}})
 	a := s.create(map[string]string{"duration": "30m"})
@@ -104,7 +105,7 @@ func TestRejections(t *testing.T) {
 
 // The per-client creation rate: refused with 429 and a Retry-After.
 func TestRateLimit(t *testing.T) {
-	s := newServer(t, newRedis(t), serverOpts{limits: quota.Limits{CreationsPerClient: 2, SessionsPerClient: 10}})
+	s := newServer(t, redistest.New(t), serverOpts{limits: quota.Limits{CreationsPerClient: 2, SessionsPerClient: 10}})
 	for range 2 {
 		c := s.create(nil)
 		s.mustCall(200, "DELETE", "/api/v1/sessions/"+c.ID, c.Token, nil, nil)
@@ -119,7 +120,7 @@ func TestRateLimit(t *testing.T) {
 // Launch tokens signed by an integrator fix template, duration and node quota, and name the client; the admin
 // token may end any session (reason admin).
 func TestLaunchAndAdminTokens(t *testing.T) {
-	s := newServer(t, newRedis(t), serverOpts{})
+	s := newServer(t, redistest.New(t), serverOpts{})
 	launch := func(kid string, secret []byte, exp time.Time, claims LaunchClaims) string {
 		claims.ExpiresAt = jwt.NewNumericDate(exp)
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
