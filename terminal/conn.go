@@ -1,0 +1,216 @@
+package terminal
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Timing of a connection (see PROTOCOL.md).
+const (
+	helloTimeout  = 10 * time.Second
+	writeTimeout  = 10 * time.Second // a socket that accepts nothing this long is too slow
+	pingInterval  = 20 * time.Second
+	pongTimeout   = 40 * time.Second
+	coalesceDelay = 2 * time.Millisecond
+	maxFrame      = 64 << 10
+)
+
+// NewUpgrader returns a WebSocket upgrader that accepts only the given origins (scheme://host[:port]); with none,
+// only same-host requests.
+func NewUpgrader(origins []string) *websocket.Upgrader {
+	allowed := map[string]bool{}
+	for _, o := range origins {
+		allowed[o] = true
+	}
+	return &websocket.Upgrader{
+		ReadBufferSize:  4 << 10,
+		WriteBufferSize: 16 << 10,
+		CheckOrigin: func(r *http.Request) bool {
+			origin := r.Header.Get("Origin")
+			if origin == "" {
+				return true // not a browser
+			}
+			if len(allowed) == 0 {
+				return origin == "http://"+r.Host || origin == "https://"+r.Host
+			}
+			return allowed[origin]
+		},
+	}
+}
+
+// Serve runs one client's connection to t until either ends. It reads in the calling goroutine and writes in one
+// goroutine of its own, which owns closing the connection; it returns when both are done.
+func Serve(ws *websocket.Conn, t *Terminal) {
+	ws.SetReadLimit(maxFrame + 16)
+	_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
+	first, err := readMessage(ws)
+	if err == nil && (len(first) == 0 || first[0] != msgHello) {
+		err = protoErr(CloseProtocol, "the first message must be HELLO")
+	}
+	var m clientMsg
+	if err == nil {
+		m, err = decodeClient(first)
+	}
+	if err != nil {
+		closeWith(ws, err)
+		ws.Close()
+		return
+	}
+	h := m.hello
+	c, start, lost, cols, rows := t.attach(h.role, h.resume, h.cols, h.rows)
+	if err := write(ws, encodeWelcome(h.role, start, lost, cols, rows)); err != nil {
+		t.detach(c)
+		ws.Close()
+		return
+	}
+
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Add(2)
+	go func() { defer wg.Done(); writeLoop(ws, t, c) }()
+	go func() { defer wg.Done(); pingLoop(ws, done) }()
+
+	_ = ws.SetReadDeadline(time.Now().Add(pongTimeout))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(pongTimeout)) })
+	for {
+		b, err := readMessage(ws)
+		if err == nil {
+			err = handle(t, c, b)
+		}
+		if err != nil {
+			closeWith(ws, err)
+			break
+		}
+	}
+	close(done)
+	t.detach(c)
+	ws.Close() // ends a writer blocked on a slow socket
+	wg.Wait()
+}
+
+// handle applies one client message.
+func handle(t *Terminal, c *client, b []byte) error {
+	m, err := decodeClient(b)
+	if err != nil {
+		return err
+	}
+	readOnly := c.role != RoleDriver
+	switch m.kind {
+	case msgHello:
+		return protoErr(CloseProtocol, "HELLO twice")
+	case msgInput:
+		if readOnly {
+			return protoErr(CloseReadOnly, "a viewer may not type")
+		}
+		return t.input(m.data)
+	case msgResize:
+		if readOnly {
+			return protoErr(CloseReadOnly, "a viewer may not resize")
+		}
+		return t.resize(m.cols, m.rows)
+	case msgAck:
+		t.ack(c, m.offset)
+	case msgPing:
+		t.pong(c, m.data)
+	}
+	return nil
+}
+
+// writeLoop sends c what it should see, until the client goes, is replaced, or the terminal ends.
+func writeLoop(ws *websocket.Conn, t *Terminal, c *client) {
+	buf := make([]byte, maxFrame)
+	for {
+		ev := t.nextEvent(c, buf, coalesceDelay)
+		var err error
+		switch {
+		case ev.end && ev.kicked:
+			closeWith(ws, protoErr(CloseReplaced, "another driver took over"))
+			ws.Close()
+			return
+		case ev.end:
+			closeWith(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "terminal closed"})
+			ws.Close()
+			return
+		case ev.exit:
+			if err = write(ws, encodeExit(ev.code)); err == nil {
+				closeWith(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "the shell ended"})
+			}
+			ws.Close()
+			return
+		case ev.resize:
+			err = write(ws, encodeSize(ev.cols, ev.rows))
+		case ev.pong != nil:
+			err = write(ws, ev.pong)
+		default:
+			if ev.lost {
+				err = write(ws, encodeLost(ev.offset))
+			}
+			if err == nil {
+				err = write(ws, encodeOutput(ev.offset, ev.output))
+			}
+		}
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				closeWith(ws, protoErr(CloseTooSlow, "the connection accepted nothing for %s", writeTimeout))
+			}
+			ws.Close()
+			t.detach(c)
+			return
+		}
+	}
+}
+
+func pingLoop(ws *websocket.Conn, done <-chan struct{}) {
+	tick := time.NewTicker(pingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			if ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// readMessage reads one message; anything but a binary message is a protocol error.
+func readMessage(ws *websocket.Conn) ([]byte, error) {
+	kind, b, err := ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	if kind != websocket.BinaryMessage {
+		return nil, protoErr(CloseProtocol, "text messages are not part of the protocol")
+	}
+	return b, nil
+}
+
+func write(ws *websocket.Conn, b []byte) error {
+	_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
+// closeWith tells the client why the connection ends, when there is a reason to tell.
+func closeWith(ws *websocket.Conn, err error) {
+	code, msg := websocket.CloseProtocolError, err.Error()
+	var pe *protocolError
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &pe):
+		code = pe.code
+	case errors.Is(err, websocket.ErrReadLimit):
+		code, msg = websocket.CloseMessageTooBig, "message over 64 KiB"
+	case errors.As(err, &ce):
+		return // the client closed
+	default:
+		return // the connection broke; nobody to tell
+	}
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
+}

@@ -1,0 +1,5 @@
+package terminal
+
+import "syscall"
+
+var hangup = syscall.SIGHUP
