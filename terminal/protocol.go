@@ -6,7 +6,6 @@ package terminal
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
@@ -173,5 +172,3 @@ func boolByte(b bool) byte {
 	}
 	return 0
 }
-
-var errClosed = errors.New("terminal closed")

@@ -296,10 +296,3 @@ func (t *Terminal) resize(cols, rows uint16) error {
 	t.changed.Broadcast()
 	return t.tty.Resize(cols, rows)
 }
-
-// wake makes every waiting client look again (used when a connection ends, so its writer can stop).
-func (t *Terminal) wake() {
-	t.mu.Lock()
-	t.changed.Broadcast()
-	t.mu.Unlock()
-}
