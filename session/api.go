@@ -9,12 +9,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
+	"github.com/sandlot/sandlot/terminal"
 )
 
 // APIConfig tunes the HTTP API.
@@ -22,21 +26,24 @@ type APIConfig struct {
 	TrustedProxies []netip.Prefix // X-Forwarded-For is believed only from these
 	SecureCookies  bool           // set the Secure flag on session cookies (behind TLS)
 	NodeLimits     instance.Limits
+	Origins        []string // origins (scheme://host[:port]) allowed to open terminals; none: same host only
 }
 
 type api struct {
-	svc     *Service
-	tokens  *Tokens
-	cfg     APIConfig
-	ready   func(context.Context) error
-	metrics *Metrics
-	log     *slog.Logger
+	upgrader *websocket.Upgrader
+	svc      *Service
+	tokens   *Tokens
+	cfg      APIConfig
+	ready    func(context.Context) error
+	metrics  *Metrics
+	log      *slog.Logger
 }
 
 // NewHandler returns the HTTP API of sessions. ready says whether the server's dependencies answer.
 func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.Context) error, metrics *Metrics,
 	log *slog.Logger) http.Handler {
-	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log}
+	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log,
+		upgrader: terminal.NewUpgrader(cfg.Origins)}
 	mux := http.NewServeMux()
 	patterns := map[string]bool{}
 	for _, r := range a.routes() {
@@ -324,6 +331,53 @@ func checkCmd(cmd []string) error {
 	return nil
 }
 
+// terminal upgrades to the WebSocket terminal protocol (terminal/PROTOCOL.md) on terminal ?t= (default 1) of a node.
+func (a *api) terminal() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tid := 1
+		if t := r.URL.Query().Get("t"); t != "" {
+			n, err := strconv.Atoi(t)
+			if err != nil {
+				fail(w, a.log, fmt.Errorf("%w: terminal %q is not a number", ErrInvalid, t))
+				return
+			}
+			tid = n
+		}
+		term, err := a.svc.Terminal(r.Context(), r.PathValue("id"), r.PathValue("name"), tid)
+		if err != nil {
+			fail(w, a.log, err)
+			return
+		}
+		ws, err := a.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return // the upgrader has answered
+		}
+		terminal.Serve(ws, term, readOnly(r.Context()))
+	})
+}
+
+type viewerLink struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// viewerLink issues a read-only token for the session's terminals, valid as long as the session may live.
+func (a *api) viewerLink() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := a.svc.live(r.Context(), r.PathValue("id"))
+		if err != nil {
+			fail(w, a.log, err)
+			return
+		}
+		token, err := a.tokens.Issue(s.ID, "viewer", s.MaxExpiresAt)
+		if err != nil {
+			fail(w, a.log, err)
+			return
+		}
+		respond(w, http.StatusCreated, viewerLink{Token: token, ExpiresAt: s.MaxExpiresAt})
+	})
+}
+
 func (a *api) listTemplates() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusOK, map[string]any{"templates": a.svc.templates.List()})
@@ -376,10 +430,19 @@ func (a *api) metricsHandler() http.Handler {
 
 // session lets a request through only with the token of the session in its path (from the Authorization header,
 // or the cookie the web page got), or the admin token. The id alone grants nothing.
-func (a *api) session(next http.Handler) http.Handler {
+func (a *api) session(next http.Handler) http.Handler { return a.sessionAuth(next, false) }
+
+// sessionOrLink is session for WebSocket routes, which browsers cannot give headers: the token may also come as
+// ?token= (a viewer link carries a viewer token so).
+func (a *api) sessionOrLink(next http.Handler) http.Handler { return a.sessionAuth(next, true) }
+
+func (a *api) sessionAuth(next http.Handler, queryToken bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		token := bearer(r)
+		if token == "" && queryToken {
+			token = r.URL.Query().Get("token")
+		}
 		if token == "" {
 			if c, err := r.Cookie(cookieName(id)); err == nil {
 				token = c.Value
@@ -406,7 +469,7 @@ func (a *api) session(next http.Handler) http.Handler {
 			failWith(w, http.StatusForbidden, "read_only", "a viewer token may only read")
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), scopeKey{}, claims.Scope)))
 	})
 }
 
@@ -427,6 +490,11 @@ func (a *api) admin(next http.Handler) http.Handler {
 }
 
 type adminKey struct{}
+
+type scopeKey struct{}
+
+// readOnly reports whether the request holds only a viewer token.
+func readOnly(ctx context.Context) bool { v, _ := ctx.Value(scopeKey{}).(string); return v == "viewer" }
 
 func isAdmin(ctx context.Context) bool { v, _ := ctx.Value(adminKey{}).(bool); return v }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
+	"github.com/sandlot/sandlot/terminal"
 )
 
 // These tests run against a private redis-server and the real Docker engine with the node image. Without an
@@ -98,7 +99,7 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 	}
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	metrics := NewMetrics(store, q)
-	svc := NewService(o.cfg, store, q, d, templates, tokens, metrics, log)
+	svc := NewService(o.cfg, store, q, d, templates, tokens, terminal.NewManager(terminal.Options{}, 0), metrics, log)
 	ready := func(ctx context.Context) error { return d.Ping(ctx) }
 	h := NewHandler(svc, tokens, APIConfig{NodeLimits: d.Limits()}, ready, metrics, log)
 	ts := httptest.NewServer(h)

@@ -23,6 +23,8 @@ func (a *api) routes() []route {
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/start", a.session(a.instanceAction("start"))},
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/stop", a.session(a.instanceAction("stop"))},
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/restart", a.session(a.instanceAction("restart"))},
+		{"GET", "/api/v1/sessions/{id}/instances/{name}/terminal", a.sessionOrLink(a.terminal())},
+		{"POST", "/api/v1/sessions/{id}/viewer", a.session(a.viewerLink())},
 		{"GET", "/api/v1/templates", a.listTemplates()},
 		{"GET", "/api/v1/openapi.json", a.openAPI()},
 		{"GET", "/{$}", a.index()},

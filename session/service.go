@@ -13,6 +13,7 @@ import (
 
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
+	"github.com/sandlot/sandlot/terminal"
 )
 
 // Nodes is what the service needs of the instance driver.
@@ -27,6 +28,7 @@ type Nodes interface {
 	Exec(ctx context.Context, session, name string, cmd []string, opts instance.ExecOptions) (instance.ExecResult, error)
 	DeleteSession(ctx context.Context, session string) error
 	GC(ctx context.Context, live instance.LiveFunc) (instance.GCReport, error)
+	OpenTTY(ctx context.Context, session, name string, opts instance.TTYOptions) (*instance.TTY, error)
 }
 
 // Config tunes sessions. Zero values mean the defaults.
@@ -69,15 +71,16 @@ type Service struct {
 	nodes     Nodes
 	templates Templates
 	tokens    *Tokens
+	terminals *terminal.Manager
 	metrics   *Metrics
 	log       *slog.Logger
 }
 
 // NewService wires a Service.
 func NewService(cfg Config, store *Store, q *quota.Quota, nodes Nodes, templates Templates, tokens *Tokens,
-	metrics *Metrics, log *slog.Logger) *Service {
+	terminals *terminal.Manager, metrics *Metrics, log *slog.Logger) *Service {
 	return &Service{cfg: cfg.withDefaults(), store: store, quota: q, nodes: nodes, templates: templates,
-		tokens: tokens, metrics: metrics, log: log}
+		tokens: tokens, terminals: terminals, metrics: metrics, log: log}
 }
 
 // CreateRequest is what a client asks for. Launch, when set, comes from a verified launch token and wins.
@@ -226,6 +229,7 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 		s.metrics.reaperLag.Observe(time.Since(sess.ExpiresAt).Seconds())
 	}
 	s.log.Info("session ended", "session", id, "reason", reason, "message", message)
+	s.terminals.CloseMatching(id + "/")
 	return true, s.teardown(ctx, sess)
 }
 
@@ -322,6 +326,7 @@ func (s *Service) RemoveInstance(ctx context.Context, id, name string) error {
 	if _, err := s.liveInstance(ctx, id, name); err != nil {
 		return err
 	}
+	s.terminals.CloseMatching(id + "/" + name + "/")
 	if err := s.nodes.Delete(ctx, id, name); err != nil && !errors.Is(err, instance.ErrNotFound) {
 		return err
 	}

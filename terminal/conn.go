@@ -43,8 +43,9 @@ func NewUpgrader(origins []string) *websocket.Upgrader {
 }
 
 // Serve runs one client's connection to t until either ends. It reads in the calling goroutine and writes in one
-// goroutine of its own, which owns closing the connection; it returns when both are done.
-func Serve(ws *websocket.Conn, t *Terminal) {
+// goroutine of its own, which owns closing the connection; it returns when both are done. A readOnly client (one
+// holding only a viewer token) may only be a viewer.
+func Serve(ws *websocket.Conn, t *Terminal, readOnly bool) {
 	ws.SetReadLimit(maxFrame + 16)
 	_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
 	first, err := readMessage(ws)
@@ -54,6 +55,9 @@ func Serve(ws *websocket.Conn, t *Terminal) {
 	var m clientMsg
 	if err == nil {
 		m, err = decodeClient(first)
+	}
+	if err == nil && readOnly && m.hello.role != RoleViewer {
+		err = protoErr(CloseReadOnly, "a viewer link may only watch")
 	}
 	if err != nil {
 		closeWith(ws, err)

@@ -31,7 +31,7 @@ func serveLocal(t *testing.T, opts Options, name string, args ...string) (*Termi
 		}
 		wg.Add(1)
 		defer wg.Done()
-		Serve(ws, term)
+		Serve(ws, term, r.URL.Query().Get("viewer") == "1")
 	}))
 	t.Cleanup(func() {
 		term.Close()
@@ -201,12 +201,17 @@ func TestHostileInput(t *testing.T) {
 		{"resize 0x0", websocket.BinaryMessage, [][]byte{hello(RoleDriver, 80, 24), resize(0, 0)}, CloseBadSize},
 		{"resize 65535x65535", websocket.BinaryMessage, [][]byte{hello(RoleDriver, 80, 24), resize(65535, 65535)}, CloseBadSize},
 		{"viewer types", websocket.BinaryMessage, [][]byte{hello(RoleViewer, 80, 24), {msgInput, 'x'}}, CloseReadOnly},
+		{"viewer link asks to drive", websocket.BinaryMessage, [][]byte{hello(RoleDriver, 80, 24)}, CloseReadOnly},
 		{"oversize frame", websocket.BinaryMessage, [][]byte{hello(RoleDriver, 80, 24), append([]byte{msgInput}, make([]byte, 70<<10)...)}, websocket.CloseMessageTooBig},
 		{"short ack", websocket.BinaryMessage, [][]byte{hello(RoleDriver, 80, 24), {msgAck, 1}}, CloseProtocol},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+			u := url
+			if strings.HasPrefix(tt.name, "viewer link") {
+				u += "?viewer=1"
+			}
+			ws, _, err := websocket.DefaultDialer.Dial(u, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/sandlot/sandlot/internal/redisproc"
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session"
+	"github.com/sandlot/sandlot/terminal"
 )
 
 type serveOptions struct {
@@ -29,6 +30,9 @@ type serveOptions struct {
 	defaultDuration, maxDuration                                                *time.Duration
 	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
 	secureCookies                                                               *bool
+	origins                                                                     *string
+	scrollbackKiB                                                               *int
+	terminalIdle                                                                *time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet) serveOptions {
@@ -47,6 +51,9 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		sessionsPerHour:   fs.Int("sessions-per-hour", 30, "sessions one client may start in an hour"),
 		capacity:          fs.Int("capacity", 0, "nodes this host runs at once; 0: 90% of host memory / node memory"),
 		secureCookies:     fs.Bool("secure-cookies", false, "mark session cookies Secure (serve behind TLS)"),
+		origins:           fs.String("public-origins", "", "origins allowed to open terminals (https://labs.example.com,...); empty: same host only"),
+		scrollbackKiB:     fs.Int("scrollback", 1024, "KiB of terminal output kept for reconnecting clients (at least 1024)"),
+		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
 	}
 }
 
@@ -124,8 +131,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return err
 	}
 	metrics := session.NewMetrics(store, q)
+	terminals := terminal.NewManager(terminal.Options{Scrollback: *o.scrollbackKiB << 10}, *o.terminalIdle)
 	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
-		store, q, driver, templates, tokens, metrics, log)
+		store, q, driver, templates, tokens, terminals, metrics, log)
 	ready := func(ctx context.Context) error {
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redis: %w", err)
@@ -133,7 +141,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return driver.Ping(ctx)
 	}
 	handler := session.NewHandler(svc, tokens, session.APIConfig{TrustedProxies: proxies,
-		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits()}, ready, metrics, log)
+		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits(), Origins: splitList(*o.origins)}, ready, metrics, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {
@@ -142,8 +150,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); svc.RunReaper(workCtx) }()
+	go func() { defer wg.Done(); terminals.Run(workCtx) }()
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "capacity", capacity, "network", driver.NetworkKind(),
@@ -189,6 +198,16 @@ func newTokens(ctx context.Context, o serveOptions, store *session.Store) (*sess
 		integrators[id] = b
 	}
 	return session.NewTokens(key, integrators, *o.adminToken)
+}
+
+func splitList(list string) []string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func parsePrefixes(list string) ([]netip.Prefix, error) {

@@ -1,0 +1,66 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sandlot/sandlot/instance"
+	"github.com/sandlot/sandlot/terminal"
+)
+
+// MaxTerminalsPerNode is how many terminals (each its own shell) one node may have.
+const MaxTerminalsPerNode = 8
+
+func terminalKey(id, name string, tid int) string { return fmt.Sprintf("%s/%s/%d", id, name, tid) }
+
+// Terminal returns terminal tid (1 to MaxTerminalsPerNode) of a node of a live session: the running one, or a new
+// login shell.
+func (s *Service) Terminal(ctx context.Context, id, name string, tid int) (*terminal.Terminal, error) {
+	if tid < 1 || tid > MaxTerminalsPerNode {
+		return nil, fmt.Errorf("%w: terminal %d (1 to %d)", ErrInvalid, tid, MaxTerminalsPerNode)
+	}
+	if _, err := s.liveInstance(ctx, id, name); err != nil {
+		return nil, err
+	}
+	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, func() (terminal.TTY, error) {
+		// The shell outlives the request that opened it: it ends with its terminal, not with ctx.
+		tty, err := s.nodes.OpenTTY(context.WithoutCancel(ctx), id, name, instance.TTYOptions{Cols: 80, Rows: 24})
+		if err != nil {
+			return nil, err
+		}
+		return nodeTTY{tty}, nil
+	})
+}
+
+// nodeTTY adapts a node's exec TTY to the terminal package: sizes in uint16, and the shell's exit code at the end.
+type nodeTTY struct{ tty *instance.TTY }
+
+func (n nodeTTY) Write(p []byte) (int, error) { return n.tty.Write(p) }
+func (n nodeTTY) Close() error                { return n.tty.Close() }
+
+func (n nodeTTY) Resize(cols, rows uint16) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return n.tty.Resize(ctx, uint(cols), uint(rows))
+}
+
+func (n nodeTTY) Read(p []byte) (int, error) {
+	c, err := n.tty.Read(p)
+	if errors.Is(err, io.EOF) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if code, exited, ierr := n.tty.ExitCode(ctx); ierr == nil && exited {
+			return c, shellEnded(code)
+		}
+	}
+	return c, err
+}
+
+// shellEnded is the end of a shell's output, with its exit code.
+type shellEnded int
+
+func (e shellEnded) Error() string { return fmt.Sprintf("the shell exited with %d", int(e)) }
+func (e shellEnded) ExitCode() int { return int(e) }
