@@ -16,7 +16,7 @@ const (
 	pingInterval  = 20 * time.Second
 	pongTimeout   = 40 * time.Second
 	coalesceDelay = 2 * time.Millisecond
-	maxFrame      = 64 << 10
+	maxFrame      = 64<<10 + 9 // 64 KiB of output and the OUTPUT header
 )
 
 // NewUpgrader returns a WebSocket upgrader that accepts only the given origins (scheme://host[:port]); with none,
@@ -27,8 +27,9 @@ func NewUpgrader(origins []string) *websocket.Upgrader {
 		allowed[o] = true
 	}
 	return &websocket.Upgrader{
-		ReadBufferSize:  4 << 10,
+		// Reads use the HTTP server's buffer; writes borrow from a pool, so an idle connection holds none.
 		WriteBufferSize: 16 << 10,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(r *http.Request) bool {
 			origin := r.Header.Get("Origin")
 			if origin == "" {
@@ -124,11 +125,13 @@ func handle(t *Terminal, c *client, b []byte) error {
 	return nil
 }
 
+// frames lends output frame buffers to writers only while they send, so that idle connections hold none.
+var frames = sync.Pool{New: func() any { b := make([]byte, maxFrame); return &b }}
+
 // writeLoop sends c what it should see, until the client goes, is replaced, or the terminal ends.
 func writeLoop(ws *websocket.Conn, t *Terminal, c *client) {
-	buf := make([]byte, maxFrame)
 	for {
-		ev := t.nextEvent(c, buf, coalesceDelay)
+		ev := t.nextEvent(c, &frames, coalesceDelay)
 		var err error
 		switch {
 		case ev.end && ev.kicked:
@@ -154,8 +157,9 @@ func writeLoop(ws *websocket.Conn, t *Terminal, c *client) {
 				err = write(ws, encodeLost(ev.offset))
 			}
 			if err == nil {
-				err = write(ws, encodeOutput(ev.offset, ev.output))
+				err = write(ws, ev.output)
 			}
+			frames.Put(ev.frame)
 		}
 		if err != nil {
 			var ne interface{ Timeout() bool }

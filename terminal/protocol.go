@@ -147,13 +147,6 @@ func encodeWelcome(role uint8, first uint64, lost bool, cols, rows uint16) []byt
 	return binary.BigEndian.AppendUint16(b, rows)
 }
 
-func encodeOutput(offset uint64, data []byte) []byte {
-	b := make([]byte, 0, 9+len(data))
-	b = append(b, msgOutput)
-	b = binary.BigEndian.AppendUint64(b, offset)
-	return append(b, data...)
-}
-
 func encodeLost(offset uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{msgLost}, offset)
 }

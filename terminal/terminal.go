@@ -1,6 +1,7 @@
 package terminal
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"sync"
@@ -68,7 +69,9 @@ func New(tty TTY, cols, rows uint16, opts Options) *Terminal {
 // pump copies the TTY's output into the scrollback, pausing while the driver has HighWater bytes unacknowledged.
 func (t *Terminal) pump() {
 	defer close(t.pumpDone)
-	buf := make([]byte, 32<<10)
+	// An idle pump sits in Read holding this buffer: small, so that idle terminals are cheap (a PTY hands over at
+	// most a few KiB a read anyway).
+	buf := make([]byte, 8<<10)
 	paused := false
 	for {
 		t.mu.Lock()
@@ -147,6 +150,9 @@ func (t *Terminal) Done() bool {
 	return t.exited || t.closed
 }
 
+// burstFrame is the size of frame after which more output is taken for a burst and coalesced.
+const burstFrame = 512
+
 // client is one connection's view of a terminal.
 type client struct {
 	role   uint8
@@ -154,8 +160,10 @@ type client struct {
 	cols   uint16 // the size it was last told
 	rows   uint16
 	gone   bool
-	kicked bool     // replaced by another driver
-	pongs  [][]byte // answers to its pings, for its writer to send
+	kicked bool      // replaced by another driver
+	pongs  [][]byte  // answers to its pings, for its writer to send
+	sentAt time.Time // when output was last sent to it
+	sentN  int       // and how much
 }
 
 // attach adds a client that wants output from offset resume (0: all that is kept). It returns the offset output
@@ -206,7 +214,8 @@ func (t *Terminal) detach(c *client) {
 
 // event is what a client's writer must send next.
 type event struct {
-	output []byte // output starting at offset
+	output []byte // an OUTPUT message: output starting at offset, in frame
+	frame  *[]byte
 	offset uint64
 	lost   bool // output jumped forward to offset: bytes before it are gone
 	resize bool
@@ -220,8 +229,10 @@ type event struct {
 }
 
 // nextEvent waits until there is something for c and returns it, reading at most len(buf) bytes of output.
-// Coalescing: when little output is waiting, it waits up to coalesce for more before returning.
-func (t *Terminal) nextEvent(c *client, buf []byte, coalesce time.Duration) event {
+// Coalescing: in a burst (the last frame was large and went out less than coalesce ago) a little waiting output
+// waits out the rest of that interval for more, so a burst becomes few frames; echoes of keystrokes are small
+// and go at once, however fast the typing.
+func (t *Terminal) nextEvent(c *client, pool *sync.Pool, coalesce time.Duration) event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	waited := false
@@ -237,17 +248,24 @@ func (t *Terminal) nextEvent(c *client, buf []byte, coalesce time.Duration) even
 			c.cols, c.rows = t.cols, t.rows
 			return event{resize: true, cols: t.cols, rows: t.rows}
 		case c.next < t.ring.end:
-			if !waited && coalesce > 0 && int(t.ring.end-c.next) < len(buf)/2 && !t.exited {
+			since := time.Since(c.sentAt)
+			if burst := c.sentN >= burstFrame && since < coalesce; burst && !waited && int(t.ring.end-c.next) < maxFrame/2 && !t.exited {
 				waited = true
 				t.mu.Unlock()
-				time.Sleep(coalesce)
+				time.Sleep(coalesce - since)
 				t.mu.Lock()
 				continue
 			}
-			n, at := t.ring.read(c.next, buf)
+			frame := pool.Get().(*[]byte)
+			buf := *frame
+			// The frame is the whole OUTPUT message: type, offset, then the bytes read straight into it.
+			n, at := t.ring.read(c.next, buf[9:])
+			buf[0] = msgOutput
+			binary.BigEndian.PutUint64(buf[1:9], at)
 			lost := at != c.next
 			c.next = at + uint64(n)
-			return event{output: buf[:n], offset: at, lost: lost}
+			c.sentAt, c.sentN = time.Now(), n
+			return event{output: buf[:9+n], frame: frame, offset: at, lost: lost}
 		case t.exited:
 			c.gone = true
 			return event{exit: true, code: t.exitCode}

@@ -1,0 +1,215 @@
+package terminal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// BenchmarkIdleTerminals: the server-side memory of 1,000 terminals, each over a local PTY (running cat) with a
+// connected, idle driver. The clients live in a child process, so heap and goroutine stacks measured here are the
+// server's: after the PTYs exist (they stand in for nodes' exec streams, and their exec bookkeeping is not the
+// server's), after the terminals, and after the clients connect. Goroutine stacks start at the process's average
+// stack size (Go's adaptive stack start), so the stack part depends on what else the process does.
+func BenchmarkIdleTerminals(b *testing.B) {
+	const count = 1000
+	for i := 0; i < b.N; i++ {
+		ptys := make([]*LocalPTY, count)
+		for k := range ptys {
+			p, err := StartLocal("cat")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ptys[k] = p
+		}
+		base := memInUse()
+		m := NewManager(Options{}, time.Hour)
+		terms := make([]*Terminal, count)
+		for k := range terms {
+			t, err := m.Get(fmt.Sprint(k), 80, 24, func() (TTY, error) { return ptys[k], nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			terms[k] = t
+		}
+		withTerms := memInUse()
+
+		up := NewUpgrader(nil)
+		var wg sync.WaitGroup
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			k := 0
+			fmt.Sscan(r.URL.Query().Get("k"), &k)
+			ws, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			defer wg.Done()
+			Serve(ws, terms[k], false)
+		}))
+		child := exec.Command(os.Args[0], "-test.run=^TestIdleClientsChild$")
+		child.Env = append(os.Environ(), "IDLE_CLIENTS_URL=ws"+strings.TrimPrefix(srv.URL, "http")+"/?k=",
+			fmt.Sprint("IDLE_CLIENTS=", count))
+		stdin, _ := child.StdinPipe()
+		out, _ := child.StdoutPipe()
+		child.Stderr = os.Stderr
+		if err := child.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || strings.TrimSpace(line) != "connected" {
+			b.Fatalf("clients: %q, %v", line, err)
+		}
+		time.Sleep(time.Second)
+		withClients := memInUse()
+		b.ReportMetric(float64(withTerms-base)/count/1024, "KiB/terminal-no-client")
+		b.ReportMetric(float64(withClients-base)/count/1024, "KiB/terminal-with-idle-driver")
+
+		stdin.Close()
+		_ = child.Wait()
+		m.CloseMatching("")
+		srv.Close()
+		wg.Wait()
+	}
+}
+
+// TestIdleClientsChild is the client side of BenchmarkIdleTerminals, run in a child process.
+func TestIdleClientsChild(t *testing.T) {
+	url := os.Getenv("IDLE_CLIENTS_URL")
+	if url == "" {
+		t.Skip("run by BenchmarkIdleTerminals")
+	}
+	count, _ := strconv.Atoi(os.Getenv("IDLE_CLIENTS"))
+	conns := make([]*websocket.Conn, count)
+	for k := range conns {
+		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprint(url, k), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgHello, Version, RoleDriver, 0, 80, 0, 24}, 0))
+		if _, _, err := ws.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+		conns[k] = ws
+	}
+	fmt.Println("connected")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the benchmark is done
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func memInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+// BenchmarkStalledViewer: the driver's throughput on 50 MB of output, alone and with a viewer that reads nothing,
+// alternating in one run; reports both medians and the ratio (the target: a stalled viewer costs under 10%).
+func BenchmarkStalledViewer(b *testing.B) {
+	var alone, stalled []float64
+	for i := 0; i < b.N; i++ {
+		for _, withViewer := range []bool{i%2 == 0, i%2 != 0} {
+			mbs := driverThroughput(b, withViewer)
+			if withViewer {
+				stalled = append(stalled, mbs)
+			} else {
+				alone = append(alone, mbs)
+			}
+		}
+	}
+	a, s := medianOf(alone), medianOf(stalled)
+	b.ReportMetric(a, "MB/s-alone")
+	b.ReportMetric(s, "MB/s-with-stalled-viewer")
+	b.ReportMetric(s/a, "ratio")
+}
+
+func driverThroughput(b *testing.B, withViewer bool) float64 {
+	p, err := StartLocal("bash", "--norc", "--noprofile", "-c", "stty raw -echo; read go; head -c 50000000 /dev/zero; echo; echo END-$((6*7))")
+	if err != nil {
+		b.Fatal(err)
+	}
+	term := New(p, 80, 24, Options{})
+	defer term.Close()
+	up := NewUpgrader(nil)
+	var wg sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		Serve(ws, term, false)
+	}))
+	defer func() { srv.Close(); wg.Wait() }()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	if withViewer {
+		v := dialIdle(b, url+"?v=", 1, false)[0]
+		_ = v.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgHello, Version, RoleViewer, 0, 80, 0, 24}, 0))
+		defer v.Close() // never read: it stalls
+	}
+	d := dialIdle(b, url+"?d=", 1, true)[0]
+	defer d.Close()
+	start := time.Now()
+	_ = d.WriteMessage(websocket.BinaryMessage, []byte{msgInput, '\n'})
+	var n, acked uint64
+	var last []byte
+	for !bytesContains(last, "END-42") {
+		_, m, err := d.ReadMessage()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m[0] != msgOutput {
+			continue
+		}
+		n = binary.BigEndian.Uint64(m[1:]) + uint64(len(m)-9)
+		last = append(last[max(0, len(last)-32):], m[9:]...)
+		if n-acked >= 64<<10 {
+			acked = n
+			_ = d.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgAck}, n))
+		}
+	}
+	return float64(n) / time.Since(start).Seconds() / 1e6
+}
+
+func medianOf(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// dialIdle opens count connections to url+k; with hello, each says HELLO as a driver and reads WELCOME.
+func dialIdle(b *testing.B, url string, count int, hello bool) []*websocket.Conn {
+	conns := make([]*websocket.Conn, count)
+	for k := range conns {
+		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprint(url, k), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if hello {
+			_ = ws.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgHello, Version, RoleDriver, 0, 80, 0, 24}, 0))
+			if _, _, err := ws.ReadMessage(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		conns[k] = ws
+	}
+	return conns
+}

@@ -1,0 +1,141 @@
+package terminal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A viewer that reads nothing does not stop the driver from getting everything, and is itself cut loose.
+func TestStalledViewerDoesNotStallDriver(t *testing.T) {
+	_, url := serveLocal(t, Options{}, "bash", "--norc", "--noprofile", "-i")
+	stalled := dial(t, url, RoleViewer, 0)
+	// Shrink its receive buffer so that the server's writes to it block soon.
+	if tc, ok := stalled.ws.UnderlyingConn().(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	c := dial(t, url, RoleDriver, 0)
+	c.input("head -c 30000000 /dev/zero | tr '\\0' x; echo END-$((6*7))\n")
+	deadline := time.Now().Add(time.Minute)
+	for !bytes.Contains(tail(c.out.Bytes()), []byte("END-42")) {
+		_ = c.ws.SetReadDeadline(deadline)
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("driver after %d bytes: %v", c.next, err)
+		}
+		c.take(b)
+		if c.out.Len() > 1<<20 {
+			c.out.Next(c.out.Len() - 4096)
+		}
+	}
+	if c.next < 30_000_000 {
+		t.Fatalf("the driver got %d bytes", c.next)
+	}
+}
+
+// A second driver takes over; the first is told why.
+func TestDriverTakeover(t *testing.T) {
+	_, url := serveLocal(t, Options{}, "bash", "--norc", "--noprofile", "-i")
+	first := dial(t, url, RoleDriver, 0)
+	second := dial(t, url, RoleDriver, 0)
+	second.input("echo taken-$((6*7))\n")
+	second.readUntil("taken-42", 10*time.Second)
+	_ = first.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := first.ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !websocket.IsCloseError(err, CloseReplaced) {
+			t.Fatalf("the first driver got %v", err)
+		}
+		break
+	}
+}
+
+// The driver's size wins: it sets the TTY's size, and every client is told; a viewer's size changes nothing.
+func TestResizePolicy(t *testing.T) {
+	_, url := serveLocal(t, Options{}, "bash", "--norc", "--noprofile", "-i")
+	c := dial(t, url, RoleDriver, 0)
+	v := dial(t, url, RoleViewer, 0) // says 80x24, like the driver
+	c.send(binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16([]byte{msgResize}, 120), 40))
+	got := waitFor(t, v, msgSize)
+	if cols, rows := binary.BigEndian.Uint16(got[1:]), binary.BigEndian.Uint16(got[3:]); cols != 120 || rows != 40 {
+		t.Fatalf("viewer told %dx%d", cols, rows)
+	}
+	dial(t, url, RoleViewer, 0).ws.Close() // a viewer with its own size comes and goes
+	c.input("echo size=$(stty size | tr ' ' x)\n")
+	c.readUntil("size=40x120", 10*time.Second)
+}
+
+// A burst of small writes reaches the client in few frames.
+func TestOutputIsCoalesced(t *testing.T) {
+	_, url := serveLocal(t, Options{}, "bash", "--norc", "--noprofile", "-i")
+	c := dial(t, url, RoleDriver, 0)
+	c.input("for i in $(seq 2000); do echo line-$i; done; echo BURST-$((6*7))\n")
+	frames := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for !bytes.Contains(c.out.Bytes(), []byte("BURST-42")) {
+		_ = c.ws.SetReadDeadline(deadline)
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b[0] == msgOutput {
+			frames++
+		}
+		c.take(b)
+	}
+	if lines := strings.Count(c.out.String(), "line-"); lines < 2000 || frames > lines/4 {
+		t.Fatalf("%d lines came in %d frames", lines, frames)
+	}
+}
+
+// A terminal without clients for longer than the idle timeout is closed; one with a client is not.
+func TestManagerClosesIdle(t *testing.T) {
+	m := NewManager(Options{}, 50*time.Millisecond)
+	open := func() (TTY, error) { return StartLocal("cat") }
+	idle, err := m.Get("s/node1/1", 80, 24, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := m.Get("s/node1/2", 80, 24, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := m.Get("s/node1/1", 80, 24, open); again != idle {
+		t.Fatal("Get opened a second terminal for the same key")
+	}
+	c, _, _, _, _ := busy.attach(RoleDriver, 0, 80, 24)
+	time.Sleep(100 * time.Millisecond)
+	m.sweep()
+	if !idle.Done() || busy.Done() || m.Len() != 1 {
+		t.Fatalf("idle done %v, busy done %v, %d open", idle.Done(), busy.Done(), m.Len())
+	}
+	busy.detach(c)
+	m.CloseMatching("s/")
+	if m.Len() != 0 || !busy.Done() {
+		t.Fatal("CloseMatching left terminals open")
+	}
+}
+
+// waitFor reads until a message of kind arrives.
+func waitFor(t *testing.T, c *tclient, kind byte) []byte {
+	t.Helper()
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b[0] == kind {
+			return b
+		}
+		c.take(b)
+	}
+}
