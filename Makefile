@@ -46,11 +46,13 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
-## bench: nodes against plain docker run; sessions, quota and swarm setup (medians, ratios)
+## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec
 bench: images
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'KeystrokeEcho|TerminalThroughput' -benchtime 3x ./session
+	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer' -benchtime 4x ./terminal
 
 ## gc: remove every container, network and volume of every Sandlot session on this engine
 gc: build
