@@ -13,10 +13,15 @@ import (
 const (
 	helloTimeout  = 10 * time.Second
 	writeTimeout  = 10 * time.Second // a socket that accepts nothing this long is too slow
-	pingInterval  = 20 * time.Second
-	pongTimeout   = 40 * time.Second
 	coalesceDelay = 2 * time.Millisecond
 	maxFrame      = 64<<10 + 9 // 64 KiB of output and the OUTPUT header
+)
+
+// Liveness: the server pings this often, and closes a client that answered nothing for pongTimeout. Variables so
+// that a test can shorten them.
+var (
+	pingInterval = 20 * time.Second
+	pongTimeout  = 40 * time.Second
 )
 
 // NewUpgrader returns a WebSocket upgrader that accepts only the given origins (scheme://host[:port]); with none,

@@ -139,3 +139,36 @@ func waitFor(t *testing.T, c *tclient, kind byte) []byte {
 		c.take(b)
 	}
 }
+
+// A client that answers no ping is closed once the pong deadline passes; one that answers stays.
+func TestPingDeadline(t *testing.T) {
+	pingInterval, pongTimeout = 50*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { pingInterval, pongTimeout = 20*time.Second, 40*time.Second })
+	_, url := serveLocal(t, Options{}, "bash", "--norc", "--noprofile", "-i")
+
+	deaf := dial(t, url, RoleViewer, 0)
+	deaf.ws.SetPingHandler(func(string) error { return nil }) // hears pings, never answers
+	alive := dial(t, url, RoleViewer, 0)                      // gorilla answers pings while reading
+
+	// Both read for a second (reading is what answers pings); only the deaf one may be closed by the server.
+	ended := func(c *tclient) chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_ = c.ws.SetReadDeadline(time.Now().Add(time.Second))
+			for {
+				if _, _, err := c.ws.ReadMessage(); err != nil {
+					ch <- err
+					return
+				}
+			}
+		}()
+		return ch
+	}
+	deafEnd, aliveEnd := ended(deaf), ended(alive)
+	if err := <-deafEnd; strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("a client that answers no ping was not closed: %v", err)
+	}
+	if err := <-aliveEnd; !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the answering client was dropped: %v", err)
+	}
+}
