@@ -2,6 +2,7 @@ package terminal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -141,25 +142,8 @@ func BenchmarkStalledViewer(b *testing.B) {
 }
 
 func driverThroughput(b *testing.B, withViewer bool) float64 {
-	p, err := StartLocal("bash", "--norc", "--noprofile", "-c", "stty raw -echo; read go; head -c 50000000 /dev/zero; echo; echo END-$((6*7))")
-	if err != nil {
-		b.Fatal(err)
-	}
-	term := New(p, 80, 24, Options{})
-	defer term.Close()
-	up := NewUpgrader(nil)
-	var wg sync.WaitGroup
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		defer wg.Done()
-		Serve(ws, term, false)
-	}))
-	defer func() { srv.Close(); wg.Wait() }()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	_, url := serveLocal(b, Options{}, "bash", "--norc", "--noprofile", "-c",
+		"stty raw -echo; read go; head -c 50000000 /dev/zero; echo; echo END-$((6*7))")
 	if withViewer {
 		v := dialIdle(b, url+"?v=", 1, false)[0]
 		_ = v.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgHello, Version, RoleViewer, 0, 80, 0, 24}, 0))
@@ -171,7 +155,7 @@ func driverThroughput(b *testing.B, withViewer bool) float64 {
 	_ = d.WriteMessage(websocket.BinaryMessage, []byte{msgInput, '\n'})
 	var n, acked uint64
 	var last []byte
-	for !bytesContains(last, "END-42") {
+	for !bytes.Contains(last, []byte("END-42")) {
 		_, m, err := d.ReadMessage()
 		if err != nil {
 			b.Fatal(err)

@@ -15,7 +15,7 @@ import (
 )
 
 // serveLocal runs a terminal over a local shell and serves it on a test server.
-func serveLocal(t *testing.T, opts Options, name string, args ...string) (*Terminal, string) {
+func serveLocal(t testing.TB, opts Options, name string, args ...string) (*Terminal, string) {
 	t.Helper()
 	p, err := StartLocal(name, args...)
 	if err != nil {
@@ -94,6 +94,27 @@ func (c *tclient) readUntil(want string, within time.Duration) {
 			c.t.Fatalf("waiting for %q: %v; got %q", want, err, tail(c.out.Bytes()))
 		}
 		c.take(b)
+	}
+}
+
+// drain reads output (acknowledging it, keeping only the last MiB as a screen would) until the tail contains
+// want; each, if not nil, runs after every message.
+func (c *tclient) drain(want string, within time.Duration, each func()) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for !bytes.Contains(tail(c.out.Bytes()), []byte(want)) {
+		_ = c.ws.SetReadDeadline(deadline)
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("after %d bytes, waiting for %q: %v", c.next, want, err)
+		}
+		c.take(b)
+		if c.out.Len() > 1<<20 {
+			c.out.Next(c.out.Len() - 4096)
+		}
+		if each != nil {
+			each()
+		}
 	}
 }
 
@@ -247,17 +268,7 @@ func TestFlowControlBoundsMemory(t *testing.T) {
 	c.input("head -c 100000000 /dev/zero | tr '\\0' x; echo; echo DONE-$((6*7))\n")
 	var peakHeap, peakBehind uint64
 	var ms runtime.MemStats
-	deadline := time.Now().Add(2 * time.Minute)
-	for !bytes.Contains(tail(c.out.Bytes()), []byte("DONE-42")) {
-		_ = c.ws.SetReadDeadline(deadline)
-		_, b, err := c.ws.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.take(b)
-		if c.out.Len() > 1<<20 {
-			c.out.Next(c.out.Len() - 4096) // the test keeps only the tail, like a screen
-		}
+	c.drain("DONE-42", 2*time.Minute, func() {
 		time.Sleep(50 * time.Microsecond) // a slow reader
 		term.mu.Lock()
 		behind := term.ring.end - term.acked
@@ -267,7 +278,7 @@ func TestFlowControlBoundsMemory(t *testing.T) {
 			runtime.ReadMemStats(&ms)
 			peakHeap = max(peakHeap, ms.HeapInuse)
 		}
-	}
+	})
 	if c.next < 100_000_000 {
 		t.Fatalf("received %d bytes", c.next)
 	}
