@@ -22,12 +22,10 @@ func (r *ring) write(p []byte) {
 		r.start = r.end - uint64(len(p))
 		return
 	}
-	if room := r.cap - len(r.buf); room > 0 {
-		n := min(room, len(p))
-		if len(r.buf) < r.cap && r.head == 0 {
-			r.buf = append(r.buf, p[:n]...)
-			p = p[n:]
-		}
+	// Until the buffer is full it only grows (head stays 0); then it wraps.
+	if n := min(r.cap-len(r.buf), len(p)); n > 0 {
+		r.buf = append(r.buf, p[:n]...)
+		p = p[n:]
 	}
 	for len(p) > 0 {
 		n := copy(r.buf[r.head:], p)
@@ -48,11 +46,7 @@ func (r *ring) read(from uint64, dst []byte) (n int, at uint64) {
 	}
 	avail := int(r.end - from)
 	want := min(avail, len(dst))
-	// Position of offset from in buf.
-	pos := (r.head + int(from-r.start)) % len(r.buf)
-	if len(r.buf) < r.cap {
-		pos = int(from - r.start)
-	}
+	pos := (r.head + int(from-r.start)) % len(r.buf) // where offset from is in buf
 	n = copy(dst[:want], r.buf[pos:])
 	if n < want {
 		n += copy(dst[n:want], r.buf[:want-n])

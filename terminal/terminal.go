@@ -171,13 +171,11 @@ type client struct {
 func (t *Terminal) attach(role uint8, resume uint64, cols, rows uint16) (*client, uint64, bool, uint16, uint16) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := &client{role: role}
-	lost := resume != 0 && resume < t.ring.start || resume > t.ring.end
-	switch {
-	case resume == 0 || resume < t.ring.start || resume > t.ring.end:
-		c.next = t.ring.start
-	default:
-		c.next = resume
+	c := &client{role: role, next: resume}
+	lost := false
+	if resume < t.ring.start || resume > t.ring.end {
+		// 0 asks for all that is kept; any other offset outside the scrollback lost bytes.
+		c.next, lost = t.ring.start, resume != 0
 	}
 	if role == RoleDriver {
 		if t.driver != nil {
