@@ -33,11 +33,8 @@ const (
 
 func firewallScript(pool string, swarm bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `set -e
-# Use the iptables backend the engine uses: the one where Docker's own chain exists.
-ipt=iptables-nft
-iptables-legacy -n -L DOCKER-USER >/dev/null 2>&1 && ! iptables-nft -n -L DOCKER-USER >/dev/null 2>&1 && ipt=iptables-legacy
-for c in %[1]s %[2]s; do $ipt -N $c 2>/dev/null || true; $ipt -F $c; done
+	b.WriteString("set -e\n" + pickBackend)
+	fmt.Fprintf(&b, `for c in %[1]s %[2]s; do $ipt -N $c 2>/dev/null || true; $ipt -F $c; done
 $ipt -A %[1]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
 $ipt -A %[1]s -s %[3]s -j REJECT
 $ipt -A %[2]s -s %[3]s -d 169.254.0.0/16 -j REJECT
@@ -54,14 +51,17 @@ hook=FORWARD
 $ipt -n -L DOCKER-USER >/dev/null 2>&1 && hook=DOCKER-USER
 $ipt -C $hook -j %[2]s 2>/dev/null || $ipt -I $hook 1 -j %[2]s
 `, firewallInput, firewallForward)
-	b.WriteString(firewallListing)
+	b.WriteString(listRules)
 	return b.String()
 }
 
-const firewallListing = `
-ipt=iptables-nft
+// pickBackend sets $ipt to the iptables backend the engine uses: the one where Docker's own chain exists.
+const pickBackend = `ipt=iptables-nft
 iptables-legacy -n -L DOCKER-USER >/dev/null 2>&1 && ! iptables-nft -n -L DOCKER-USER >/dev/null 2>&1 && ipt=iptables-legacy
-$ipt -S INPUT; $ipt -S DOCKER-USER 2>/dev/null || $ipt -S FORWARD
+`
+
+// listRules prints the chains that matter, with $ipt set.
+const listRules = `$ipt -S INPUT; $ipt -S DOCKER-USER 2>/dev/null || $ipt -S FORWARD
 $ipt -S ` + firewallInput + `; $ipt -S ` + firewallForward + `
 `
 
@@ -77,7 +77,7 @@ func (d *Driver) applyFirewall(ctx context.Context) error {
 // FirewallRules lists the host's INPUT and DOCKER-USER chains and Sandlot's own, in iptables -S form, so that a
 // caller (a readiness check, a test) can see the rules are in place.
 func (d *Driver) FirewallRules(ctx context.Context) (string, error) {
-	return d.runFirewallHelper(ctx, "firewall-list", firewallListing)
+	return d.runFirewallHelper(ctx, "firewall-list", pickBackend+listRules)
 }
 
 func (d *Driver) runFirewallHelper(ctx context.Context, role, script string) (string, error) {

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"fmt"
@@ -544,5 +543,3 @@ func (a *api) trusted(addr netip.Addr) bool {
 	}
 	return false
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,13 +39,10 @@ func decodeBytes(data []byte, v any) error {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	dec := json.NewDecoder(bytesReader(data))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: malformed JSON: %v", ErrInvalid, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: malformed JSON: data after the object", ErrInvalid)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: malformed JSON: data after the object", ErrInvalid)

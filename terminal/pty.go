@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 
 	"github.com/creack/pty"
 )
@@ -56,7 +57,7 @@ func (p *LocalPTY) Close() error {
 	p.once.Do(func() {
 		err = p.f.Close()
 		if p.cmd.Process != nil {
-			_ = p.cmd.Process.Signal(hangup)
+			_ = p.cmd.Process.Signal(syscall.SIGHUP)
 		}
 	})
 	return err

@@ -1,5 +1,0 @@
-package terminal
-
-import "syscall"
-
-var hangup = syscall.SIGHUP
