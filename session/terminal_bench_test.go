@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -239,12 +240,6 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 
 func medianF(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	sort.Float64s(s)
 	return s[len(s)/2]
 }
