@@ -6,19 +6,36 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := bin/sandlot
 STATICCHECK := $(HOME)/go/bin/staticcheck
+UI := frontend/dist/index.html
+NODE_MODULES := frontend/node_modules/.package-lock.json
 
-.PHONY: all build host images run test lint unit bench gc clean
+.PHONY: all build ui host host-browser images run test lint unit bench gc clean
 
 all: build
 
 build: $(BIN)
 
-$(BIN): $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
+$(BIN): $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum $(UI)
 	$(GO) build -o $@ ./cmd/sandlot
+
+## ui: the web page, built into frontend/dist (embedded by the next go build)
+ui: $(UI)
+
+$(UI): $(NODE_MODULES) $(shell find frontend/src -type f) frontend/build.mjs
+	cd frontend && node build.mjs
+
+$(NODE_MODULES): frontend/package.json frontend/package-lock.json
+	@command -v npm >/dev/null || ops/bootstrap-host
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ## host: a Docker engine that answers, and the tools the image build needs (installs only what is missing)
 host:
 	@ops/bootstrap-host
+
+## host-browser: host, and chromium for the browser tests
+host-browser:
+	@ops/bootstrap-host --browser
 
 ## images: the node image sandlot/node:latest (rebuilt only when ops/node or the builder changed)
 images: host
@@ -29,8 +46,9 @@ run: images build
 	$(BIN) serve
 
 ## test: the whole suite against the real engine, with the race detector, then a check that nothing leaked
-test: images lint
+test: host-browser images lint
 	@mkdir -p .cache && ops/check-test-leaks --before .cache/sessions-before-test
+	cd frontend && node build.mjs --tests && node --test dist-test/
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -timeout 30m ./...
 	@ops/check-test-leaks --after .cache/sessions-before-test
 
@@ -38,7 +56,8 @@ test: images lint
 unit:
 	$(GO) test -count=1 ./...
 
-lint: $(STATICCHECK)
+lint: $(STATICCHECK) $(UI)
+	cd frontend && npx --no-install tsc --noEmit
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
@@ -59,4 +78,4 @@ gc: build
 	$(BIN) gc --all
 
 clean:
-	rm -rf bin
+	rm -rf bin frontend/dist/assets frontend/dist/index.html frontend/dist-test

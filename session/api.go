@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sandlot/sandlot/frontend"
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/terminal"
@@ -36,13 +37,14 @@ type api struct {
 	ready    func(context.Context) error
 	metrics  *Metrics
 	log      *slog.Logger
+	site     *frontend.Site
 }
 
 // NewHandler returns the HTTP API of sessions. ready says whether the server's dependencies answer.
 func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.Context) error, metrics *Metrics,
 	log *slog.Logger) http.Handler {
 	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log,
-		upgrader: terminal.NewUpgrader(cfg.Origins)}
+		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load()}
 	mux := http.NewServeMux()
 	patterns := map[string]bool{}
 	for _, r := range a.routes() {
@@ -393,16 +395,14 @@ func (a *api) openAPI() http.Handler {
 	})
 }
 
-// index is the front page until the playground page arrives: what this is and where the API is.
-func (a *api) index() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(`<!doctype html><meta charset="utf-8"><title>Sandlot</title>
-<h1>Sandlot</h1><p>A browser playground for Docker. This server runs the API; the web page comes in a later version.</p>
-<p>API: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a> · templates: <a href="/api/v1/templates">/api/v1/templates</a>.
-Start a session: <code>curl -X POST localhost:8080/api/v1/sessions -d '{"template":"1-node"}'</code></p>
-`))
-	})
+// page is the web page (package frontend): the landing page at /, a session's page at /s/{id}.
+func (a *api) page() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.site.Page().ServeHTTP(w, r) })
+}
+
+// assets are the page's scripts and stylesheets, and sandlot-terminal.js for pages that embed a terminal.
+func (a *api) assets() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.site.Assets().ServeHTTP(w, r) })
 }
 
 func (a *api) healthz() http.Handler {

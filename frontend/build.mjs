@@ -1,0 +1,37 @@
+// Builds the page into dist/: index.html, and under assets/ the app's script and stylesheet (content-hashed
+// names, cached for ever) and sandlot-terminal.js (a stable name, for pages that embed a terminal).
+// `node build.mjs --tests` builds test/*.test.ts into dist-test/ for `node --test`.
+import * as esbuild from "esbuild";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
+
+const common = { bundle: true, minify: true, target: "es2022", legalComments: "none", logLevel: "warning" };
+
+if (process.argv.includes("--tests")) {
+  rmSync("dist-test", { recursive: true, force: true });
+  await esbuild.build({ ...common, minify: false, platform: "node", format: "esm", outdir: "dist-test",
+    outExtension: { ".js": ".mjs" }, entryPoints: readdirSync("test").filter((f) => f.endsWith(".test.ts")).map((f) => `test/${f}`) });
+  process.exit(0);
+}
+
+rmSync("dist/assets", { recursive: true, force: true });
+rmSync("dist/index.html", { force: true });
+mkdirSync("dist/assets", { recursive: true });
+const names = {};
+const record = (result) => {
+  for (const out of Object.keys(result.metafile.outputs)) {
+    const name = basename(out);
+    names[name.replace(/-[A-Z0-9]{8}(\.\w+)$/, "$1")] = name;
+  }
+};
+const js = { ...common, format: "esm", outdir: "dist/assets", metafile: true, loader: { ".css": "text" } };
+record(await esbuild.build({ ...js, entryPoints: { app: "src/main.ts" }, entryNames: "[name]-[hash]" }));
+await esbuild.build({ ...js, entryPoints: { "sandlot-terminal": "src/sandlot-terminal.ts" } });
+record(await esbuild.build({ ...common, outdir: "dist/assets", metafile: true, entryPoints: { app: "src/app.css" },
+  entryNames: "[name]-[hash]" }));
+const page = readFileSync("src/index.html", "utf8").replace(/\{\{([\w.-]+)\}\}/g, (_, n) => {
+  if (!names[n]) throw new Error(`index.html refers to ${n}, which the build did not make`);
+  return names[n];
+});
+writeFileSync("dist/index.html", page);
+console.log("built", Object.values(names).join(", "));

@@ -1,0 +1,395 @@
+// The session page: the nodes, a terminal per node (with tabs for more shells), the time left, and the end.
+
+import { LitElement, html, nothing } from "lit";
+import { repeat } from "lit/directives/repeat.js";
+import { api, ApiError, serverOffset, type Instance, type Session } from "./api";
+import { settings } from "./settings";
+import type { SandlotTerminal, TerminalState } from "./sandlot-terminal";
+
+const maxTabs = 8; // session.MaxTerminalsPerNode
+const extendBy = "30m";
+
+const endReasons: Record<string, string> = {
+  expired: "Its time ran out.",
+  deleted: "You ended it.",
+  idle: "Nobody used it for a while.",
+  error: "Something went wrong.",
+  admin: "An administrator ended it.",
+};
+
+/** What the page remembers of a session across reloads: tabs per node, the selected node. */
+interface Layout {
+  selected?: string;
+  tabs: Record<string, number[]>;
+  active: Record<string, number>;
+}
+
+function loadLayout(id: string): Layout {
+  try {
+    const l = JSON.parse(localStorage.getItem(`sandlot:layout:${id}`) ?? "");
+    if (l && typeof l.tabs === "object" && typeof l.active === "object") return l;
+  } catch {
+    // nothing kept, or something unreadable: start afresh
+  }
+  return { tabs: {}, active: {} };
+}
+
+export function formatLeft(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
+}
+
+export class SessionPage extends LitElement {
+  static properties = {
+    sessionId: { attribute: "session-id" },
+    template: {},
+    session: { state: true },
+    now: { state: true },
+    error: { state: true },
+    busy: { state: true },
+    creating: { state: true },
+    confirm: { state: true },
+    status: { state: true },
+    layout: { state: true },
+  };
+
+  sessionId = "";
+  template = ""; // set by the landing page: the template to set up now
+  session?: Session;
+  now = Date.now();
+  error = "";
+  busy = "";
+  creating = 0; // nodes being made
+  confirm = ""; // the button waiting for a second click
+  status: Record<string, TerminalState> = {};
+  layout: Layout = { tabs: {}, active: {} };
+
+  private clock?: number;
+  private poller?: number;
+  private polling = false;
+  private confirmTimer?: number;
+
+  createRenderRoot() {
+    return this;
+  }
+
+  connectedCallback() {
+    super.connectedCallback();
+    this.layout = loadLayout(this.sessionId);
+    this.clock = window.setInterval(() => this.tick(), 250);
+    this.addEventListener("sandlot-status", (e) => {
+      const t = e.target as SandlotTerminal;
+      const { state } = (e as CustomEvent<{ state: TerminalState }>).detail;
+      this.status = { ...this.status, [`${t.getAttribute("instance")}/${t.getAttribute("tab")}`]: state };
+      if (state === "reconnecting") void this.refresh(); // the node or the session may be gone
+    });
+    void this.start();
+  }
+
+  disconnectedCallback() {
+    super.disconnectedCallback();
+    clearInterval(this.clock);
+    clearTimeout(this.poller);
+  }
+
+  private async start() {
+    await this.refresh();
+    const t = this.template;
+    this.template = "";
+    if (!t || !this.session || this.session.state === "ended" || this.session.instances.length > 0) return;
+    const templates = await api.templates().catch(() => []);
+    const n = templates.find((x) => x.name === t);
+    this.creating = n ? n.managers + n.workers : 1;
+    this.busy = "setup";
+    const polling = window.setInterval(() => void this.refresh(), 400); // show each node as soon as it is up
+    try {
+      this.session = { ...this.session, ...(await api.setup(this.sessionId, t)) };
+    } catch (e) {
+      this.error = `Setting up the nodes failed: ${(e as ApiError).message}`;
+    } finally {
+      clearInterval(polling);
+      this.creating = 0;
+      this.busy = "";
+      void this.refresh();
+    }
+  }
+
+  /** refresh reads the session; it runs every few seconds, and more often near the end. */
+  private async refresh() {
+    if (this.polling) return;
+    this.polling = true;
+    clearTimeout(this.poller);
+    try {
+      const s = await api.session(this.sessionId);
+      this.session = s;
+      if (s.state === "ended") {
+        this.stopTerminals();
+        return;
+      }
+      this.keepLayout(s.instances);
+    } catch (e) {
+      const err = e as ApiError;
+      if (err.status === 404 || err.status === 401 || err.status === 403) {
+        this.error = err.status === 404 ? "There is no such session (it may have ended long ago)."
+          : "This browser does not hold this session's key. Start a session of your own.";
+        this.stopTerminals();
+        this.session = undefined;
+        return;
+      }
+      this.error = err.message;
+    } finally {
+      this.polling = false;
+    }
+    if (!this.error.startsWith("There is no") && this.session?.state !== "ended") {
+      this.poller = window.setTimeout(() => void this.refresh(), this.left() < 3000 ? 250 : 3000);
+    }
+  }
+
+  private left(): number {
+    return this.session ? Date.parse(this.session.expires_at) - (Date.now() + serverOffset) : Infinity;
+  }
+
+  private tick() {
+    this.now = Date.now();
+    if (this.session?.state !== "ended" && this.left() <= 0 && !this.polling) void this.refresh();
+  }
+
+  /** keepLayout gives every node at least one tab and makes sure a node is selected. */
+  private keepLayout(nodes: Instance[]) {
+    const l: Layout = { selected: this.layout.selected, tabs: {}, active: {} };
+    for (const n of nodes) {
+      l.tabs[n.name] = this.layout.tabs[n.name]?.length ? this.layout.tabs[n.name] : [1];
+      l.active[n.name] = l.tabs[n.name].includes(this.layout.active[n.name]) ? this.layout.active[n.name] : l.tabs[n.name][0];
+    }
+    if (!l.selected || !l.tabs[l.selected]) l.selected = nodes[0]?.name;
+    const changed = JSON.stringify(l) !== JSON.stringify(this.layout);
+    if (!changed) return;
+    const first = !this.layout.selected && l.selected;
+    this.layout = l;
+    localStorage.setItem(`sandlot:layout:${this.sessionId}`, JSON.stringify(l));
+    if (first) void this.focusSelected();
+  }
+
+  private setLayout(change: (l: Layout) => void) {
+    const l: Layout = structuredClone(this.layout);
+    change(l);
+    this.layout = l;
+    localStorage.setItem(`sandlot:layout:${this.sessionId}`, JSON.stringify(l));
+    void this.focusSelected();
+  }
+
+  private select(name: string) {
+    this.setLayout((l) => (l.selected = name));
+  }
+
+  private async focusSelected() {
+    await this.updateComplete;
+    const t = this.activeTerminal();
+    t?.fit();
+    t?.focus();
+  }
+
+  private activeTerminal(): SandlotTerminal | null {
+    const n = this.layout.selected;
+    if (!n) return null;
+    return this.querySelector(`sandlot-terminal[instance="${n}"][tab="${this.layout.active[n]}"]`);
+  }
+
+  private stopTerminals() {
+    this.querySelectorAll("sandlot-terminal").forEach((t) => t.stop());
+  }
+
+  private async act(what: string, run: () => Promise<unknown>) {
+    this.busy = what;
+    this.error = "";
+    try {
+      await run();
+    } catch (e) {
+      this.error = (e as ApiError).message;
+    } finally {
+      this.busy = "";
+      await this.refresh();
+    }
+  }
+
+  /** twice runs a destructive action on its second click (within 3 s). */
+  private twice(key: string, run: () => void) {
+    if (this.confirm !== key) {
+      this.confirm = key;
+      clearTimeout(this.confirmTimer);
+      this.confirmTimer = window.setTimeout(() => (this.confirm = ""), 3000);
+      return;
+    }
+    this.confirm = "";
+    run();
+  }
+
+  private addNode() {
+    this.creating++;
+    void this.act("add", async () => {
+      try {
+        const n = await api.addNode(this.sessionId);
+        this.setLayout((l) => (l.selected = n.name));
+      } finally {
+        this.creating--;
+      }
+    });
+  }
+
+  private newTab(node: string) {
+    const used = this.layout.tabs[node] ?? [];
+    const t = Array.from({ length: maxTabs }, (_, i) => i + 1).find((i) => !used.includes(i));
+    if (!t) return;
+    this.setLayout((l) => {
+      l.tabs[node] = [...used, t];
+      l.active[node] = t;
+    });
+  }
+
+  private closeTab(node: string, tab: number) {
+    this.setLayout((l) => {
+      l.tabs[node] = l.tabs[node].filter((t) => t !== tab);
+      if (l.active[node] === tab) l.active[node] = l.tabs[node][l.tabs[node].length - 1];
+    });
+  }
+
+  render() {
+    const s = this.session;
+    if (!s) {
+      return html`<div class="ended" role="alert"><div class="card"><h2>${this.error || "Loading…"}</h2>
+        ${this.error ? html`<button class="primary" @click=${this.home}>Start a new session</button>` : nothing}</div></div>`;
+    }
+    return html`
+      <header class="bar">
+        <a class="brand" href="/" @click=${this.home}><span class="logo" aria-hidden="true">▦</span> Sandlot</a>
+        ${this.renderTime(s)}
+        <span class="usage" title="nodes in this session, of the most it may have">
+          ${s.instances.length} / ${s.max_instances} nodes</span>
+        <span class="spacer"></span>
+        ${this.renderSettings()}
+        <button class="danger" id="end" ?disabled=${s.state === "ended"}
+          @click=${() => this.twice("end", () => void this.act("end", () => api.end(this.sessionId)))}>
+          ${this.confirm === "end" ? "Really end?" : "End session"}</button>
+      </header>
+      ${this.error ? html`<p class="banner error" role="alert">${this.error}
+        <button class="link" @click=${() => (this.error = "")}>dismiss</button></p>` : nothing}
+      <div class="workspace">
+        ${this.renderNodes(s)}
+        ${this.renderTerminals(s)}
+      </div>
+      ${s.state === "ended" ? this.renderEnd(s) : nothing}`;
+  }
+
+  private renderTime(s: Session) {
+    const left = this.left();
+    const canExtend = s.state !== "ended" && Date.parse(s.expires_at) < Date.parse(s.max_expires_at) - 1000;
+    const cls = left < 60_000 ? "time critical" : left < 5 * 60_000 ? "time low" : "time";
+    return html`
+      <span class=${cls} id="time-left" role="timer" title="time until this session ends">
+        ${s.state === "ended" ? "ended" : `${formatLeft(left)} left`}</span>
+      ${canExtend ? html`<button id="extend" ?disabled=${this.busy === "extend"}
+        @click=${() => this.act("extend", () => api.extend(this.sessionId, extendBy))}>Extend</button>` : nothing}`;
+  }
+
+  private renderSettings() {
+    return html`
+      <span class="settings" role="group" aria-label="terminal text size and theme">
+        <button title="smaller text" aria-label="smaller text" @click=${() => settings.setFontSize(settings.fontSize - 1)}>A−</button>
+        <span class="font-size">${settings.fontSize}</span>
+        <button title="larger text" aria-label="larger text" @click=${() => settings.setFontSize(settings.fontSize + 1)}>A+</button>
+        <button id="theme" title="dark or light" @click=${() => settings.setTheme(settings.theme === "dark" ? "light" : "dark")}>
+          ${settings.theme === "dark" ? "☀ Light" : "☾ Dark"}</button>
+      </span>`;
+  }
+
+  private renderNodes(s: Session) {
+    const full = s.instances.length + this.creating >= s.max_instances;
+    return html`
+      <nav class="node-list" aria-label="nodes">
+        <ul>
+          ${s.instances.map((n) => {
+            const key = `${n.name}/${this.layout.active[n.name]}`;
+            const conn = this.status[key];
+            return html`
+              <li class="node ${this.layout.selected === n.name ? "selected" : ""}" data-node=${n.name}>
+                <button class="pick" @click=${() => this.select(n.name)} aria-current=${this.layout.selected === n.name}>
+                  <span class="dot ${n.status}" title=${n.status}></span>
+                  <span class="name">${n.hostname || n.name}</span>
+                  <span class="ip">${n.ip ?? ""}</span>
+                  <span class="state">${n.status}${conn === "reconnecting" ? " · reconnecting" : ""}</span>
+                </button>
+                <span class="node-actions">
+                  <button class="icon" title="restart ${n.name}" aria-label="restart ${n.name}" ?disabled=${!!this.busy || s.state === "ended"}
+                    @click=${() => this.twice(`restart:${n.name}`, () => void this.act("restart", () => api.restartNode(this.sessionId, n.name)))}>
+                    ${this.confirm === `restart:${n.name}` ? "restart?" : "⟳"}</button>
+                  <button class="icon" title="delete ${n.name}" aria-label="delete ${n.name}" ?disabled=${!!this.busy || s.state === "ended"}
+                    @click=${() => this.twice(`delete:${n.name}`, () => void this.act("delete", () => api.removeNode(this.sessionId, n.name)))}>
+                    ${this.confirm === `delete:${n.name}` ? "delete?" : "✕"}</button>
+                </span>
+              </li>`;
+          })}
+          ${Array.from({ length: this.creating }, () => html`
+            <li class="node placeholder"><span class="dot creating"></span><span class="name">starting a node…</span></li>`)}
+        </ul>
+        <button id="add-node" class="primary" ?disabled=${full || s.state === "ended" || this.busy === "setup"}
+          title=${full ? `a session may have ${s.max_instances} nodes` : "add a node to this session"}
+          @click=${this.addNode}>+ Add node</button>
+        ${!s.instances.length && !this.creating && s.state !== "ended"
+          ? html`<p class="hint">No nodes yet. Add one to get a shell.</p>` : nothing}
+      </nav>`;
+  }
+
+  private renderTerminals(s: Session) {
+    const sel = this.layout.selected;
+    const terms = s.instances.flatMap((n) => (this.layout.tabs[n.name] ?? []).map((tab) => ({ node: n.name, tab })));
+    return html`
+      <section class="terminals" aria-label="terminals">
+        ${sel && this.layout.tabs[sel] ? html`
+          <div class="tabs" role="tablist">
+            ${this.layout.tabs[sel].map((tab) => {
+              const st = this.status[`${sel}/${tab}`];
+              return html`
+                <span class="tab ${this.layout.active[sel] === tab ? "active" : ""}" role="tab"
+                  aria-selected=${this.layout.active[sel] === tab} data-tab=${tab}>
+                  <button class="tab-pick" @click=${() => this.setLayout((l) => (l.active[sel] = tab))}>
+                    ${sel} · ${tab}<span class="conn ${st ?? ""}" title=${st ?? ""}></span></button>
+                  ${this.layout.tabs[sel].length > 1 ? html`<button class="tab-close" title="close this tab (the shell stays)"
+                    aria-label="close tab ${tab}" @click=${() => this.closeTab(sel, tab)}>×</button>` : nothing}
+                </span>`;
+            })}
+            ${this.layout.tabs[sel].length < maxTabs ? html`<button class="tab-new" title="another shell on ${sel}"
+              aria-label="new terminal on ${sel}" @click=${() => this.newTab(sel)}>+</button>` : nothing}
+          </div>` : nothing}
+        <div class="stack">
+          ${repeat(terms, (t) => `${t.node}/${t.tab}`, (t) => html`
+            <sandlot-terminal session=${s.id} instance=${t.node} tab=${t.tab} theme=${settings.theme}
+              font-size=${settings.fontSize} class=${t.node === sel && this.layout.active[t.node] === t.tab ? "shown" : ""}>
+            </sandlot-terminal>`)}
+        </div>
+      </section>`;
+  }
+
+  private renderEnd(s: Session) {
+    const reason = s.end_reason ?? "expired";
+    return html`
+      <div class="ended" role="alertdialog" aria-labelledby="ended-title">
+        <div class="card">
+          <h2 id="ended-title">This session has ended</h2>
+          <p class="reason" data-reason=${reason}><strong>${reason}</strong>: ${endReasons[reason] ?? ""}
+            ${s.end_message && reason === "error" ? html`<br /><small>${s.end_message}</small>` : nothing}</p>
+          <p>Its nodes and everything on them are gone.</p>
+          <button class="primary big" id="restart-session" @click=${this.home}>Start a new session</button>
+        </div>
+      </div>`;
+  }
+
+  private home = (e?: Event) => {
+    e?.preventDefault();
+    this.dispatchEvent(new CustomEvent("sandlot-navigate", { bubbles: true, detail: { path: "/" } }));
+  };
+}
+
+customElements.define("sl-session", SessionPage);
