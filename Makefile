@@ -9,7 +9,7 @@ STATICCHECK := $(HOME)/go/bin/staticcheck
 UI := frontend/dist/index.html
 NODE_MODULES := frontend/node_modules/.package-lock.json
 
-.PHONY: all build ui host host-browser images run test lint unit bench gc clean
+.PHONY: all build ui host host-browser images run test lint unit bench screenshots gc clean
 
 all: build
 
@@ -66,12 +66,18 @@ $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
 ## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec
-bench: images
+bench: images host-browser $(UI)
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'KeystrokeEcho|TerminalThroughput' -benchtime 3x ./session
 	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer' -benchtime 4x ./terminal
+	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
+
+## screenshots: the browser tests' current screenshots of the page, into docs/screenshots (for the README)
+screenshots: images host-browser $(UI)
+	SANDLOT_REQUIRE_DOCKER=1 SANDLOT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserSwarmTemplate' ./e2e
 
 ## gc: remove every container, network and volume of every Sandlot session on this engine
 gc: build

@@ -21,7 +21,7 @@ import (
 
 // page is one browser tab on a running server, with the steps the tests take through the UI.
 type page struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	url string
 }
@@ -56,11 +56,7 @@ func newPage(t testing.TB, url string) *page {
 			t.Fatalf("grant %s: %v", name, err)
 		}
 	}
-	p := &page{ctx: ctx, url: url}
-	if tt, ok := t.(*testing.T); ok {
-		p.t = tt
-	}
-	return p
+	return &page{t: t, ctx: ctx, url: url}
 }
 
 func (p *page) fatalf(format string, args ...any) {
@@ -262,7 +258,27 @@ func TestBrowserSwarmTemplate(t *testing.T) {
 	if n := strings.Count(screen, "Ready"); n != 5 {
 		t.Fatalf("docker node ls shows %d nodes Ready, want 5:\n%s", n, screen)
 	}
-	p.screenshot("session")
+
+	// Both themes, and the text size control: the terminals follow.
+	var theme string
+	p.eval(`document.documentElement.dataset.theme`, &theme)
+	p.screenshot("session-" + theme)
+	p.do("switch the theme", chromedp.Click(chromedp.CSS("#theme")))
+	other := map[string]string{"dark": "light", "light": "dark"}[theme]
+	p.waitJS("the other theme", fmt.Sprintf(`document.documentElement.dataset.theme === %q && document.querySelector(%q).getAttribute("theme") === %q`,
+		other, termSelector("node1", 1), other), 5*time.Second)
+	p.screenshot("session-" + other)
+	p.do("larger text", chromedp.Click(chromedp.CSS(`button[aria-label="larger text"]`)))
+	p.waitJS("the terminal's text to grow", fmt.Sprintf(`document.querySelector(%q).getAttribute("font-size") === "%d"`,
+		termSelector("node1", 1), 15), 5*time.Second)
+	p.do("smaller text", chromedp.Click(chromedp.CSS(`button[aria-label="smaller text"]`)))
+
+	// A 1024-pixel-wide laptop screen: nothing sticks out sideways, and the controls stay in view.
+	p.do("a smaller screen", chromedp.EmulateViewport(1024, 640))
+	p.waitJS("the page to fit 1024 pixels", `document.documentElement.scrollWidth <= 1024 &&
+		document.querySelector("#end").getBoundingClientRect().right <= 1024 &&
+		document.querySelector(".shown .xterm-screen").getBoundingClientRect().right <= 1024`, 5*time.Second)
+	p.screenshot("session-1024")
 }
 
 // The two-node flow by hand: start an empty session, add two nodes, swarm init in node1, copy the join command
@@ -367,7 +383,7 @@ func TestBrowserShowsTheEnd(t *testing.T) {
 }
 
 // deleteSession ends a session (if it still lives) and waits until nothing of it is left in Docker.
-func deleteSession(t *testing.T, url, id string) {
+func deleteSession(t testing.TB, url, id string) {
 	t.Helper()
 	if id == "" {
 		return

@@ -111,7 +111,7 @@ func get(t *testing.T, url string, out any) {
 }
 
 // countLabelled counts the containers and networks of a session.
-func countLabelled(t *testing.T, id string) int {
+func countLabelled(t testing.TB, id string) int {
 	t.Helper()
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -124,7 +124,7 @@ func countLabelled(t *testing.T, id string) int {
 	return len(cs) + len(ns)
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 }
 
 // needEngine skips without a Docker engine and node image, unless SANDLOT_REQUIRE_DOCKER=1.
-func needEngine(t *testing.T) {
+func needEngine(t testing.TB) {
 	t.Helper()
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
@@ -62,7 +62,7 @@ type proc struct {
 }
 
 // startServer runs sandlot serve on a free loopback port and returns once it prints that it serves.
-func startServer(t *testing.T, args ...string) *proc {
+func startServer(t testing.TB, args ...string) *proc {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -140,4 +140,3 @@ const fallbackPage = `<!doctype html><meta charset="utf-8"><title>Sandlot</title
 <code>npm ci && node build.mjs</code> in <code>frontend/</code>), then rebuild the binary.</p>
 <p>Start a session without it: <code>curl -X POST localhost:8080/api/v1/sessions -d '{"template":"1-node"}'</code></p>
 `
-

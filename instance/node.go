@@ -33,12 +33,16 @@ type Instance struct {
 type Spec struct {
 	Name     string
 	Hostname string
+	// Started, if set, is called once while Create waits for the node's engine, as soon as the node can take
+	// shells: a caller may open the first one then, so that it is waiting when the engine is ready.
+	Started func()
 }
 
 // The lines the node's entrypoint prints: one of them ends every boot.
 const (
-	readyLine = "sandlot-node: ready"
-	errorLine = "sandlot-node: error: "
+	readyLine   = "sandlot-node: ready"
+	startedLine = "sandlot-node: started"
+	errorLine   = "sandlot-node: error: "
 )
 
 // Create makes a node in the session's network (which must exist) and returns when its inner Docker engine
@@ -73,7 +77,7 @@ func (d *Driver) Create(ctx context.Context, session string, spec Spec) (Instanc
 		}
 		return Instance{}, fmt.Errorf("create %s in session %s: %w", spec.Name, session, err)
 	}
-	if err := d.startAndWait(ctx, created.ID); err != nil {
+	if err := d.startAndWait(ctx, created.ID, spec.Started); err != nil {
 		// Removal must happen even when ctx is done: a half-made node is worse than none.
 		_ = d.docker.ContainerRemove(context.WithoutCancel(ctx), created.ID,
 			container.RemoveOptions{Force: true, RemoveVolumes: true})
@@ -132,7 +136,7 @@ func (d *Driver) nodeConfig(session string, spec Spec, net Network, ip netip.Add
 
 // startAndWait starts a container and waits for its entrypoint to say it is ready. Output is followed from the
 // moment the container started, so the ready line of an earlier boot is not mistaken for this one's.
-func (d *Driver) startAndWait(ctx context.Context, id string) error {
+func (d *Driver) startAndWait(ctx context.Context, id string, started func()) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ReadyTimeout)
 	defer cancel()
 	if err := d.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
@@ -161,6 +165,8 @@ func (d *Driver) startAndWait(ctx context.Context, id string) error {
 		switch {
 		case line == readyLine:
 			return nil
+		case line == startedLine && started != nil:
+			started()
 		case strings.HasPrefix(line, errorLine):
 			return fmt.Errorf("%w: %s", ErrNotReady, strings.TrimPrefix(line, errorLine))
 		}
@@ -180,7 +186,7 @@ func (d *Driver) Start(ctx context.Context, session, name string) error {
 	if err != nil {
 		return err
 	}
-	return d.startAndWait(ctx, id)
+	return d.startAndWait(ctx, id, nil)
 }
 
 // Stop stops a node (its engine gets 10 s to shut down cleanly) without removing it.

@@ -299,7 +299,8 @@ func (s *Service) createInstance(ctx context.Context, id, hostname string) (Inst
 	if err != nil {
 		return Instance{}, err
 	}
-	made, err := s.nodes.Create(ctx, id, instance.Spec{Name: name, Hostname: hostname})
+	made, err := s.nodes.Create(ctx, id, instance.Spec{Name: name, Hostname: hostname,
+		Started: func() { s.prewarm(id, name) }})
 	if err != nil {
 		_ = s.store.DeleteInstance(context.WithoutCancel(ctx), id, name)
 		if errors.Is(err, instance.ErrInvalid) {

@@ -25,14 +25,29 @@ func (s *Service) Terminal(ctx context.Context, id, name string, tid int) (*term
 	if _, err := s.liveInstance(ctx, id, name); err != nil {
 		return nil, err
 	}
-	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, func() (terminal.TTY, error) {
-		// The shell outlives the request that opened it: it ends with its terminal, not with ctx.
+	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, s.shell(ctx, id, name))
+}
+
+// shell opens a login shell on a node. The shell outlives the request that opened it: it ends with its
+// terminal, not with ctx.
+func (s *Service) shell(ctx context.Context, id, name string) func() (terminal.TTY, error) {
+	return func() (terminal.TTY, error) {
 		tty, err := s.nodes.OpenTTY(context.WithoutCancel(ctx), id, name, instance.TTYOptions{Cols: 80, Rows: 24})
 		if err != nil {
 			return nil, err
 		}
 		return nodeTTY{tty}, nil
-	})
+	}
+}
+
+// prewarm opens a new node's first shell while its engine is still starting, so that the page's first terminal
+// finds a prompt waiting rather than starting a shell then. Nobody using it costs little: the idle sweep closes it.
+func (s *Service) prewarm(id, name string) {
+	go func() {
+		if _, err := s.terminals.Get(terminalKey(id, name, 1), 80, 24, s.shell(context.Background(), id, name)); err != nil {
+			s.log.Debug("prewarm a shell", "session", id, "node", name, "err", err)
+		}
+	}()
 }
 
 // nodeTTY adapts a node's exec TTY to the terminal package: sizes in uint16, and the shell's exit code at the end.

@@ -299,7 +299,8 @@ export class SandlotTerminal extends HTMLElement {
     const term = this.term!;
     switch (m.type) {
       case "welcome":
-        if (m.lost && this.next > 0) term.write("\r\n\x1b[2m[earlier output was dropped]\x1b[0m\r\n");
+        if (m.first < this.next) term.write("\r\n\x1b[2m[a new shell: the previous one is gone]\x1b[0m\r\n");
+        else if (m.lost) term.write("\r\n\x1b[2m[earlier output was dropped]\x1b[0m\r\n");
         this.next = this.consumed = this.acked = m.first;
         this.retry = 0;
         this.setState("open");

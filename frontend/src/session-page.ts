@@ -100,11 +100,13 @@ export class SessionPage extends LitElement {
     const t = this.template;
     this.template = "";
     if (!t || !this.session || this.session.state === "ended" || this.session.instances.length > 0) return;
-    const templates = await api.templates().catch(() => []);
-    const n = templates.find((x) => x.name === t);
-    this.creating = n ? n.managers + n.workers : 1;
+    this.creating = 1;
+    void api.templates().then((all) => {
+      const n = all.find((x) => x.name === t);
+      if (n && this.busy === "setup") this.creating = n.managers + n.workers;
+    }, () => {});
     this.busy = "setup";
-    const polling = window.setInterval(() => void this.refresh(), 400); // show each node as soon as it is up
+    const polling = window.setInterval(() => void this.refresh(), 300); // show each node as soon as it is up
     try {
       this.session = { ...this.session, ...(await api.setup(this.sessionId, t)) };
     } catch (e) {
@@ -297,12 +299,18 @@ export class SessionPage extends LitElement {
   private renderSettings() {
     return html`
       <span class="settings" role="group" aria-label="terminal text size and theme">
-        <button title="smaller text" aria-label="smaller text" @click=${() => settings.setFontSize(settings.fontSize - 1)}>A−</button>
+        <button title="smaller text" aria-label="smaller text" @click=${() => this.set(() => settings.setFontSize(settings.fontSize - 1))}>A−</button>
         <span class="font-size">${settings.fontSize}</span>
-        <button title="larger text" aria-label="larger text" @click=${() => settings.setFontSize(settings.fontSize + 1)}>A+</button>
-        <button id="theme" title="dark or light" @click=${() => settings.setTheme(settings.theme === "dark" ? "light" : "dark")}>
+        <button title="larger text" aria-label="larger text" @click=${() => this.set(() => settings.setFontSize(settings.fontSize + 1))}>A+</button>
+        <button id="theme" title="dark or light" @click=${() => this.set(() => settings.setTheme(settings.theme === "dark" ? "light" : "dark"))}>
           ${settings.theme === "dark" ? "☀ Light" : "☾ Dark"}</button>
       </span>`;
+  }
+
+  /** set changes a setting and gives the keyboard back to the terminal. */
+  private set(change: () => void) {
+    change();
+    void this.focusSelected();
   }
 
   private renderNodes(s: Session) {
