@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -14,23 +15,38 @@ const gcInterval = 5 * time.Minute
 
 // RunReaper ends sessions on time until ctx is done: expired ones (reason expired), ones whose setup was abandoned
 // by a process that died (reason error), and teardowns another process left unfinished. Several processes may run
-// it on one Redis: each session is ended by exactly one of them. At start it also collects containers left by
-// sessions that no longer live, and again every few minutes.
+// it on one Redis: each session is ended by exactly one of them. Beside it, containers left by sessions that no
+// longer live are collected at start and every few minutes; collecting never delays an ending (after a restart
+// over a deadline, the session ends first).
 func (s *Service) RunReaper(ctx context.Context) {
-	s.collect(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runCollector(ctx)
+	}()
 	tick := time.NewTicker(ReaperInterval)
 	defer tick.Stop()
-	lastGC := time.Now()
 	for {
+		s.reap(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		s.reap(ctx)
-		if time.Since(lastGC) > gcInterval {
-			s.collect(ctx)
-			lastGC = time.Now()
+	}
+}
+
+func (s *Service) runCollector(ctx context.Context) {
+	tick := time.NewTicker(gcInterval)
+	defer tick.Stop()
+	for {
+		s.collect(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }
