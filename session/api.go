@@ -27,6 +27,7 @@ type APIConfig struct {
 	SecureCookies  bool           // set the Secure flag on session cookies (behind TLS)
 	NodeLimits     instance.Limits
 	Origins        []string // origins (scheme://host[:port]) allowed to open terminals; none: same host only
+	LabDomain      string   // lab links are <node>-<port>-<session>.<LabDomain>; default "localhost"
 }
 
 type api struct {
@@ -38,13 +39,18 @@ type api struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	site     *frontend.Site
+
+	labTransport *http.Transport
 }
 
 // NewHandler returns the HTTP API of sessions. ready says whether the server's dependencies answer.
 func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.Context) error, metrics *Metrics,
 	log *slog.Logger) http.Handler {
+	if cfg.LabDomain == "" {
+		cfg.LabDomain = "localhost"
+	}
 	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log,
-		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load()}
+		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load(), labTransport: newLabTransport()}
 	mux := http.NewServeMux()
 	patterns := map[string]bool{}
 	for _, r := range a.routes() {
@@ -60,7 +66,14 @@ func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		failWith(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
-	return mux
+	// A host-based lab URL (<node>-<port>-<session>.<lab domain>) is the lab proxy's, whatever its path.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, ok := a.hostTarget(r.Host); ok {
+			a.proxy(t).ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // sessionView is a session as the API shows it: with what its holder may still use.

@@ -19,6 +19,7 @@ const gcInterval = 5 * time.Minute
 // longer live are collected at start and every few minutes; collecting never delays an ending (after a restart
 // over a deadline, the session ends first).
 func (s *Service) RunReaper(ctx context.Context) {
+	defer s.ports.Close() // the ports of nodes are watched while the service runs
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)

@@ -25,6 +25,7 @@ func (a *api) routes() []route {
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/restart", a.session(a.instanceAction("restart"))},
 		{"GET", "/api/v1/sessions/{id}/instances/{name}/terminal", a.sessionOrLink(a.terminal())},
 		{"POST", "/api/v1/sessions/{id}/viewer", a.session(a.viewerLink())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/ports/{port}/link", a.session(a.portLink())},
 		{"GET", "/api/v1/templates", a.listTemplates()},
 		{"GET", "/api/v1/openapi.json", a.openAPI()},
 		{"GET", "/{$}", a.page()},
@@ -33,5 +34,13 @@ func (a *api) routes() []route {
 		{"GET", "/healthz", a.healthz()},
 		{"GET", "/readyz", a.readyz()},
 		{"GET", "/metrics", a.metricsHandler()},
+		// The lab proxy, path-based (host-based lab URLs are routed before these: see NewHandler).
+		{"GET", "/lab/{id}/{name}/{port}", a.labPath()},
+		{"GET", "/lab/{id}/{name}/{port}/{path...}", a.labPath()},
+		{"POST", "/lab/{id}/{name}/{port}/{path...}", a.labPath()},
+		{"PUT", "/lab/{id}/{name}/{port}/{path...}", a.labPath()},
+		{"PATCH", "/lab/{id}/{name}/{port}/{path...}", a.labPath()},
+		{"DELETE", "/lab/{id}/{name}/{port}/{path...}", a.labPath()},
+		{"OPTIONS", "/lab/{id}/{name}/{port}/{path...}", a.labPath()},
 	}
 }

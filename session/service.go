@@ -29,6 +29,7 @@ type Nodes interface {
 	DeleteSession(ctx context.Context, session string) error
 	GC(ctx context.Context, live instance.LiveFunc) (instance.GCReport, error)
 	OpenTTY(ctx context.Context, session, name string, opts instance.TTYOptions) (*instance.TTY, error)
+	WatchPorts(ctx context.Context, session, name string, report func([]int)) error
 }
 
 // Config tunes sessions. Zero values mean the defaults.
@@ -72,6 +73,7 @@ type Service struct {
 	templates Templates
 	tokens    *Tokens
 	terminals *terminal.Manager
+	ports     *portWatch
 	metrics   *Metrics
 	log       *slog.Logger
 }
@@ -80,7 +82,7 @@ type Service struct {
 func NewService(cfg Config, store *Store, q *quota.Quota, nodes Nodes, templates Templates, tokens *Tokens,
 	terminals *terminal.Manager, metrics *Metrics, log *slog.Logger) *Service {
 	return &Service{cfg: cfg.withDefaults(), store: store, quota: q, nodes: nodes, templates: templates,
-		tokens: tokens, terminals: terminals, metrics: metrics, log: log}
+		tokens: tokens, terminals: terminals, metrics: metrics, log: log, ports: newPortWatch(nodes.WatchPorts)}
 }
 
 // CreateRequest is what a client asks for. Launch, when set, comes from a verified launch token and wins.
@@ -213,6 +215,9 @@ func (s *Service) Get(ctx context.Context, id string) (Session, error) {
 		if st, ok := status[in.Name]; ok && in.Status != "creating" {
 			sess.Instances[i].Status = st
 		}
+		if sess.Instances[i].Status == "running" {
+			sess.Instances[i].Ports = s.ports.Ports(id, in.Name)
+		}
 	}
 	return sess, nil
 }
@@ -230,6 +235,7 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 	}
 	s.log.Info("session ended", "session", id, "reason", reason, "message", message)
 	s.terminals.CloseMatching(id + "/")
+	s.ports.Forget(id, "")
 	return true, s.teardown(ctx, sess)
 }
 
@@ -328,6 +334,7 @@ func (s *Service) RemoveInstance(ctx context.Context, id, name string) error {
 		return err
 	}
 	s.terminals.CloseMatching(id + "/" + name + "/")
+	s.ports.Forget(id, name)
 	if err := s.nodes.Delete(ctx, id, name); err != nil && !errors.Is(err, instance.ErrNotFound) {
 		return err
 	}

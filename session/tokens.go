@@ -98,3 +98,34 @@ func (t *Tokens) VerifyLaunch(token string) (*LaunchClaims, error) {
 func (t *Tokens) IsAdmin(token string) bool {
 	return t.admin != "" && subtle.ConstantTimeCompare([]byte(token), []byte(t.admin)) == 1
 }
+
+// PortClaims are what a lab link says: its holder may open one port of one node of a session until it expires.
+// The page gets one for each link it shows; a share link is one with a shorter life.
+type PortClaims struct {
+	Session string `json:"sid"`
+	Node    string `json:"node"`
+	Port    int    `json:"port"`
+	Scope   string `json:"scope"` // always "port": no session token is a port token, and no port token a session's
+	jwt.RegisteredClaims
+}
+
+// IssuePort signs a lab link's token for a port of a node of a session, valid until expires.
+func (t *Tokens) IssuePort(session, node string, port int, expires time.Time) (string, error) {
+	claims := PortClaims{Session: session, Node: node, Port: port, Scope: "port", RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: "sandlot", IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(expires)}}
+	return jwt.NewWithClaims(signingMethod, claims).SignedString(t.key)
+}
+
+// VerifyPort checks a lab link's token, as strictly as Verify checks a session token.
+func (t *Tokens) VerifyPort(token string) (*PortClaims, error) {
+	claims := &PortClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return t.key, nil },
+		jwt.WithValidMethods([]string{signingMethod.Alg()}), jwt.WithExpirationRequired(), jwt.WithIssuer("sandlot"))
+	if err != nil {
+		return nil, err
+	}
+	if claims.Scope != "port" || claims.Session == "" || claims.Node == "" || claims.Port < 1 || claims.Port > 65535 {
+		return nil, errors.New("not a lab link token")
+	}
+	return claims, nil
+}

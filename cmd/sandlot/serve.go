@@ -30,7 +30,7 @@ type serveOptions struct {
 	defaultDuration, maxDuration                                                *time.Duration
 	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
 	secureCookies                                                               *bool
-	origins                                                                     *string
+	origins, labDomain                                                          *string
 	scrollbackKiB                                                               *int
 	terminalIdle                                                                *time.Duration
 }
@@ -52,6 +52,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		capacity:          fs.Int("capacity", 0, "nodes this host runs at once; 0: 90% of host memory / node memory"),
 		secureCookies:     fs.Bool("secure-cookies", false, "mark session cookies Secure (serve behind TLS)"),
 		origins:           fs.String("public-origins", "", "origins allowed to open terminals (https://labs.example.com,...); empty: same host only"),
+		labDomain:         fs.String("lab-domain", "localhost", "lab links are <node>-<port>-<session>.<lab-domain> (needs wildcard DNS and, with TLS, a wildcard certificate)"),
 		scrollbackKiB:     fs.Int("scrollback", 1024, "KiB of terminal output kept for reconnecting clients (at least 1024)"),
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
 	}
@@ -141,7 +142,8 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return driver.Ping(ctx)
 	}
 	handler := session.NewHandler(svc, tokens, session.APIConfig{TrustedProxies: proxies,
-		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits(), Origins: splitList(*o.origins)}, ready, metrics, log)
+		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits(), Origins: splitList(*o.origins),
+		LabDomain: strings.ToLower(strings.Trim(*o.labDomain, "."))}, ready, metrics, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {
