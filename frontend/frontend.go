@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 )
 
 //go:embed all:dist
@@ -32,8 +33,8 @@ type Site struct {
 	built  bool
 }
 
-// Load reads the embedded build once.
-func Load() *Site { return load(dist) }
+// Load returns the embedded build, read (and gzipped) at the first call only.
+var Load = sync.OnceValue(func() *Site { return load(dist) })
 
 func load(fsys fs.FS) *Site {
 	s := &Site{assets: map[string]asset{}}

@@ -50,11 +50,12 @@ export let serverOffset = 0;
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
+    const raw = body instanceof FormData || body instanceof Blob;
     res = await fetch(path, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined || raw ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "unreachable", "The Sandlot server does not answer. Check your connection.");
@@ -80,6 +81,27 @@ const base = "/api/v1";
 const sessionPath = (id: string) => `${base}/sessions/${encodeURIComponent(id)}`;
 const nodePath = (id: string, name: string) => `${sessionPath(id)}/instances/${encodeURIComponent(name)}`;
 
+export interface LabLink {
+  url: string;
+  path_url: string;
+  expires_at: string;
+}
+
+export interface FileEntry {
+  path: string;
+  type: "d" | "f" | "l";
+  size: number;
+  mtime: string;
+}
+
+/** upload sends files into a directory of a node (multipart); the answer lists where they went. */
+async function upload(id: string, name: string, dir: string, files: File[]) {
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  return call<{ files: { path: string; size: number }[] }>("POST",
+    `${nodePath(id, name)}/files?dir=${encodeURIComponent(dir)}`, form);
+}
+
 export const api = {
   templates: () => call<{ templates: Template[] }>("GET", `${base}/templates`).then((r) => r.templates),
   createSession: (template = "") => call<Session>("POST", `${base}/sessions`, template ? { template } : {}),
@@ -90,4 +112,24 @@ export const api = {
   addNode: (id: string) => call<Instance>("POST", `${sessionPath(id)}/instances`, {}),
   removeNode: (id: string, name: string) => call<void>("DELETE", nodePath(id, name)),
   restartNode: (id: string, name: string) => call<Instance>("POST", `${nodePath(id, name)}/restart`),
+  portLink: (id: string, name: string, port: number, duration?: string) =>
+    call<LabLink>("POST", `${nodePath(id, name)}/ports/${port}/link`, duration ? { duration } : {}),
+  upload,
+  tree: (id: string, name: string, path: string) =>
+    call<{ entries: FileEntry[]; truncated: boolean }>("GET", `${nodePath(id, name)}/tree?path=${encodeURIComponent(path)}&depth=3`),
+  readFile: async (id: string, name: string, path: string): Promise<string> => {
+    const res = await fetch(fileURL(id, name, path), { credentials: "same-origin" });
+    if (!res.ok) {
+      const data = await res.json().catch(() => undefined);
+      throw new ApiError(res.status, data?.error?.code ?? "http_" + res.status, data?.error?.message ?? res.statusText);
+    }
+    return res.text();
+  },
+  writeFile: (id: string, name: string, path: string, content: string) =>
+    call<{ path: string; size: number }>("PUT", `${nodePath(id, name)}/files?path=${encodeURIComponent(path)}`, new Blob([content])),
 };
+
+/** fileURL is where a node's file is read; with download set, the browser saves it. */
+export function fileURL(id: string, name: string, path: string, download = false): string {
+  return `${nodePath(id, name)}/files?path=${encodeURIComponent(path)}${download ? "&download=1" : ""}`;
+}

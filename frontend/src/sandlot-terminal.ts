@@ -82,6 +82,9 @@ export class SandlotTerminal extends HTMLElement {
   private menu?: HTMLElement;
   private copyTimer?: number;
 
+  /** cwd is the shell's current directory, as it last said (OSC 7); "" until it has. */
+  cwd = "";
+
   get state(): TerminalState {
     return this._state;
   }
@@ -113,6 +116,15 @@ export class SandlotTerminal extends HTMLElement {
     term.unicode.activeVersion = "11";
     term.loadAddon(new WebLinksAddon());
     term.open(this.box);
+    // The shell says where it is (OSC 7, set up by the node's profile): files dropped on the terminal go there.
+    term.parser.registerOscHandler(7, (data) => {
+      try {
+        this.cwd = decodeURIComponent(new URL(data).pathname) || this.cwd;
+      } catch {
+        // not a file:// URL: keep what we had
+      }
+      return true;
+    });
     this.useWebGL();
     term.onData((d) => this.send(encoder.encode(d)));
     term.onBinary((d) => this.send(Uint8Array.from(d, (c) => c.charCodeAt(0))));

@@ -4,6 +4,8 @@ import { LitElement, html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
 import { api, ApiError, serverOffset, type Instance, type Session } from "./api";
 import { settings } from "./settings";
+import { copyText } from "./clipboard";
+import "./files-dialog";
 import type { SandlotTerminal, TerminalState } from "./sandlot-terminal";
 
 const maxTabs = 8; // session.MaxTerminalsPerNode
@@ -54,6 +56,9 @@ export class SessionPage extends LitElement {
     confirm: { state: true },
     status: { state: true },
     layout: { state: true },
+    toast: { state: true },
+    files: { state: true },
+    dropping: { state: true },
   };
 
   sessionId = "";
@@ -66,7 +71,11 @@ export class SessionPage extends LitElement {
   confirm = ""; // the button waiting for a second click
   status: Record<string, TerminalState> = {};
   layout: Layout = { tabs: {}, active: {} };
+  toast = ""; // a short message that goes away by itself
+  files = ""; // the node whose files are open in the editor
+  dropping = ""; // where files are being dragged over: a node's name, or "terminal"
 
+  private toastTimer?: number;
   private clock?: number;
   private poller?: number;
   private polling = false;
@@ -146,7 +155,7 @@ export class SessionPage extends LitElement {
       this.polling = false;
     }
     if (!this.error.startsWith("There is no") && this.session?.state !== "ended") {
-      this.poller = window.setTimeout(() => void this.refresh(), this.left() < 3000 ? 250 : 3000);
+      this.poller = window.setTimeout(() => void this.refresh(), this.left() < 3000 ? 250 : 1500);
     }
   }
 
@@ -282,6 +291,9 @@ export class SessionPage extends LitElement {
         ${this.renderNodes(s)}
         ${this.renderTerminals(s)}
       </div>
+      ${this.toast ? html`<p class="toast" role="status">${this.toast}</p>` : nothing}
+      ${this.files && s.state !== "ended" ? html`<sl-files .session=${s.id} .node=${this.files}
+        @close=${() => { this.files = ""; void this.focusSelected(); }}></sl-files>` : nothing}
       ${s.state === "ended" ? this.renderEnd(s) : nothing}`;
   }
 
@@ -313,6 +325,55 @@ export class SessionPage extends LitElement {
     void this.focusSelected();
   }
 
+  private say(text: string) {
+    this.toast = text;
+    clearTimeout(this.toastTimer);
+    this.toastTimer = window.setTimeout(() => (this.toast = ""), 6000);
+  }
+
+  /** openPort opens a port of a node through the lab proxy, in a new tab. */
+  private async openPort(node: string, port: number) {
+    try {
+      const link = await api.portLink(this.sessionId, node, port);
+      window.open(link.url, "_blank", "noopener");
+    } catch (e) {
+      this.error = (e as ApiError).message;
+    }
+  }
+
+  /** sharePort copies a link to a port that anyone may open for an hour. */
+  private async sharePort(node: string, port: number) {
+    try {
+      const link = await api.portLink(this.sessionId, node, port, "1h");
+      await copyText(link.url);
+      this.say(`A link to ${node}:${port} is on your clipboard; anyone can open it until ${new Date(link.expires_at).toLocaleTimeString()}.`);
+    } catch (e) {
+      this.error = (e as ApiError).message;
+    }
+  }
+
+  private dragOver(e: DragEvent, where: string) {
+    if (!e.dataTransfer?.types.includes("Files")) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+    this.dropping = where;
+  }
+
+  /** drop uploads dropped files: onto a terminal, into its shell's directory; onto a node, into /root. */
+  private async drop(e: DragEvent, node: string, dir: string) {
+    e.preventDefault();
+    this.dropping = "";
+    const files = Array.from(e.dataTransfer?.files ?? []);
+    if (!files.length || !node) return;
+    this.say(`Uploading ${files.length === 1 ? files[0].name : `${files.length} files`} to ${node}:${dir}…`);
+    try {
+      const r = await api.upload(this.sessionId, node, dir, files);
+      this.say(`Uploaded to ${node}: ${r.files.map((f) => f.path).join(", ")}`);
+    } catch (err) {
+      this.error = `Upload to ${node} failed: ${(err as ApiError).message}`;
+    }
+  }
+
   private renderNodes(s: Session) {
     const full = s.instances.length + this.creating >= s.max_instances;
     return html`
@@ -322,14 +383,22 @@ export class SessionPage extends LitElement {
             const key = `${n.name}/${this.layout.active[n.name]}`;
             const conn = this.status[key];
             return html`
-              <li class="node ${this.layout.selected === n.name ? "selected" : ""}" data-node=${n.name}>
+              <li class="node ${this.layout.selected === n.name ? "selected" : ""} ${this.dropping === n.name ? "dropping" : ""}"
+                data-node=${n.name} @dragover=${(e: DragEvent) => this.dragOver(e, n.name)}
+                @dragleave=${() => (this.dropping = "")} @drop=${(e: DragEvent) => this.drop(e, n.name, "/root")}>
                 <button class="pick" @click=${() => this.select(n.name)} aria-current=${this.layout.selected === n.name}>
                   <span class="dot ${n.status}" title=${n.status}></span>
                   <span class="name">${n.hostname || n.name}</span>
                   <span class="ip">${n.ip ?? ""}</span>
                   <span class="state">${n.status}${conn === "reconnecting" ? " · reconnecting" : ""}</span>
                 </button>
+                ${n.ports?.length ? html`<span class="ports">${n.ports.map((p) => html`
+                  <span class="port" data-port=${p}><button class="port-open" title="open ${n.name}:${p} in a new tab"
+                    @click=${() => this.openPort(n.name, p)}>${p}</button><button class="port-share" title="copy a link anyone can open for 1 h"
+                    aria-label="share ${n.name}:${p}" @click=${() => this.sharePort(n.name, p)}>⤴</button></span>`)}</span>` : nothing}
                 <span class="node-actions">
+                  <button class="icon files-open" title="files of ${n.name}" aria-label="files of ${n.name}" ?disabled=${s.state === "ended"}
+                    @click=${() => (this.files = n.name)}>🗎</button>
                   <button class="icon" title="restart ${n.name}" aria-label="restart ${n.name}" ?disabled=${!!this.busy || s.state === "ended"}
                     @click=${() => this.twice(`restart:${n.name}`, () => void this.act("restart", () => api.restartNode(this.sessionId, n.name)))}>
                     ${this.confirm === `restart:${n.name}` ? "restart?" : "⟳"}</button>
@@ -354,7 +423,9 @@ export class SessionPage extends LitElement {
     const sel = this.layout.selected;
     const terms = s.instances.flatMap((n) => (this.layout.tabs[n.name] ?? []).map((tab) => ({ node: n.name, tab })));
     return html`
-      <section class="terminals" aria-label="terminals">
+      <section class="terminals ${this.dropping === "terminal" ? "dropping" : ""}" aria-label="terminals"
+        @dragover=${(e: DragEvent) => this.dragOver(e, "terminal")} @dragleave=${() => (this.dropping = "")}
+        @drop=${(e: DragEvent) => this.drop(e, sel ?? "", this.activeTerminal()?.cwd || "/root")}>
         ${sel && this.layout.tabs[sel] ? html`
           <div class="tabs" role="tablist">
             ${this.layout.tabs[sel].map((tab) => {

@@ -1,0 +1,128 @@
+// The file editor: the node's home directory as a tree; open a file, change it, save it. Files go through the
+// server's files API (the Docker engine's archive API), never through host paths.
+
+import { LitElement, html, nothing } from "lit";
+import { api, fileURL, type ApiError, type FileEntry } from "./api";
+
+const maxEditable = 1024 * 1024; // larger files are offered for download only
+
+export class FilesDialog extends LitElement {
+  static properties = {
+    session: {},
+    node: {},
+    root: {},
+    entries: { state: true },
+    path: { state: true },
+    content: { state: true },
+    saved: { state: true },
+    message: { state: true },
+  };
+
+  session = "";
+  node = "";
+  root = "/root";
+  entries: FileEntry[] = [];
+  path = "";
+  content = "";
+  saved = "";
+  message = "";
+
+  createRenderRoot() {
+    return this;
+  }
+
+  connectedCallback() {
+    super.connectedCallback();
+    void this.load();
+  }
+
+  async load() {
+    try {
+      const t = await api.tree(this.session, this.node, this.root);
+      this.entries = t.entries;
+      this.message = t.truncated ? "Only the first entries are shown." : "";
+    } catch (e) {
+      this.message = (e as ApiError).message;
+    }
+  }
+
+  private async open(e: FileEntry) {
+    if (this.dirty() && !window.confirm(`Drop your changes to ${this.path}?`)) return;
+    if (e.size > maxEditable) {
+      this.message = `${e.path} has ${e.size} bytes: too large to edit here; download it instead.`;
+      return;
+    }
+    try {
+      this.content = this.saved = await api.readFile(this.session, this.node, e.path);
+      this.path = e.path;
+      this.message = "";
+    } catch (err) {
+      this.message = (err as ApiError).message;
+    }
+  }
+
+  private dirty() {
+    return this.path !== "" && this.content !== this.saved;
+  }
+
+  private async save() {
+    try {
+      await api.writeFile(this.session, this.node, this.path, this.content);
+      this.saved = this.content;
+      this.message = `Saved ${this.path}.`;
+    } catch (e) {
+      this.message = (e as ApiError).message;
+    }
+  }
+
+  private close() {
+    if (this.dirty() && !window.confirm(`Close without saving ${this.path}?`)) return;
+    this.dispatchEvent(new CustomEvent("close", { bubbles: true }));
+  }
+
+  private key(e: KeyboardEvent) {
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
+      e.preventDefault();
+      if (this.path) void this.save();
+    }
+    if (e.key === "Escape") this.close();
+  }
+
+  render() {
+    const depth = (p: string) => p.slice(this.root.length).split("/").length - 2;
+    return html`
+      <div class="modal" role="dialog" aria-label="files of ${this.node}" @keydown=${this.key}>
+        <div class="files">
+          <header>
+            <strong>Files of ${this.node}</strong> <span class="muted">${this.root}</span>
+            <span class="spacer"></span>
+            <button id="files-close" @click=${this.close}>Close</button>
+          </header>
+          <div class="files-body">
+            <ul class="tree">
+              ${this.entries.map((e) => html`
+                <li class=${e.type === "d" ? "dir" : "file"} style="padding-left:${depth(e.path) * 14 + 6}px">
+                  ${e.type === "d"
+                    ? html`<span>▸ ${e.path.split("/").pop()}/</span>`
+                    : html`<button class="link ${e.path === this.path ? "open" : ""}" data-path=${e.path}
+                        @click=${() => this.open(e)}>${e.path.split("/").pop()}</button>
+                      <a class="download" href=${fileURL(this.session, this.node, e.path, true)} title="download">⤓</a>`}
+                </li>`)}
+            </ul>
+            <div class="editor">
+              ${this.path ? html`
+                <div class="editor-bar"><code>${this.path}</code>${this.dirty() ? html` <span class="muted">(changed)</span>` : nothing}
+                  <span class="spacer"></span>
+                  <button id="files-save" class="primary" ?disabled=${!this.dirty()} @click=${this.save}>Save</button></div>
+                <textarea spellcheck="false" .value=${this.content}
+                  @input=${(e: Event) => (this.content = (e.target as HTMLTextAreaElement).value)}></textarea>`
+                : html`<p class="muted">Pick a file on the left. Drop files on a terminal to upload them.</p>`}
+            </div>
+          </div>
+          ${this.message ? html`<p class="files-message" role="status">${this.message}</p>` : nothing}
+        </div>
+      </div>`;
+  }
+}
+
+customElements.define("sl-files", FilesDialog);
