@@ -27,6 +27,7 @@ type APIConfig struct {
 	SecureCookies  bool           // set the Secure flag on session cookies (behind TLS)
 	NodeLimits     instance.Limits
 	Origins        []string // origins (scheme://host[:port]) allowed to open terminals; none: same host only
+	MaxUpload      int64    // bytes of files one request may send (upload or save); default DefaultMaxUpload
 }
 
 type api struct {
@@ -43,6 +44,9 @@ type api struct {
 // NewHandler returns the HTTP API of sessions. ready says whether the server's dependencies answer.
 func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.Context) error, metrics *Metrics,
 	log *slog.Logger) http.Handler {
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = DefaultMaxUpload
+	}
 	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log,
 		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load()}
 	mux := http.NewServeMux()

@@ -6,6 +6,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -29,6 +31,9 @@ type Nodes interface {
 	DeleteSession(ctx context.Context, session string) error
 	GC(ctx context.Context, live instance.LiveFunc) (instance.GCReport, error)
 	OpenTTY(ctx context.Context, session, name string, opts instance.TTYOptions) (*instance.TTY, error)
+	WriteFile(ctx context.Context, session, name, path string, mode fs.FileMode, size int64, r io.Reader) error
+	ReadFile(ctx context.Context, session, name, path string) (io.ReadCloser, instance.FileInfo, error)
+	ListDir(ctx context.Context, session, name, path string, depth, limit int) ([]instance.FileEntry, bool, error)
 }
 
 // Config tunes sessions. Zero values mean the defaults.
