@@ -127,4 +127,3 @@ func TestBrowserLab(t *testing.T) {
 	p.waitScreen("node1", 1, `(?m)^node2$`, 20*time.Second)
 	p.screenshot("lab")
 }
-

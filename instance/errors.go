@@ -12,4 +12,7 @@ var (
 	ErrExists            = errors.New("already exists")
 	ErrNoSubnet          = errors.New("no free session subnet")
 	ErrNotReady          = errors.New("node did not become ready")
+	ErrNotRunning        = errors.New("node not running")
+	ErrIsDir             = errors.New("is a directory")
+	ErrNotDir            = errors.New("not a directory")
 )

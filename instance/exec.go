@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -43,11 +44,19 @@ func (d *Driver) Exec(ctx context.Context, session, name string, cmd []string, o
 	if err != nil {
 		return ExecResult{}, err
 	}
+	return d.execIn(ctx, session, name, id, cmd, opts)
+}
+
+// execIn is Exec in the container id of a node already looked up.
+func (d *Driver) execIn(ctx context.Context, session, name, id string, cmd []string, opts ExecOptions) (ExecResult, error) {
 	created, err := d.docker.ContainerExecCreate(ctx, id, container.ExecOptions{
 		Cmd: cmd, Env: opts.Env, WorkingDir: opts.WorkDir,
 		AttachStdin: opts.Stdin != nil, AttachStdout: !opts.Detach, AttachStderr: !opts.Detach,
 	})
 	if err != nil {
+		if cerrdefs.IsConflict(err) { // the engine's answer when the container is stopped
+			return ExecResult{}, fmt.Errorf("%w: %s in session %s (start it first)", ErrNotRunning, name, session)
+		}
 		return ExecResult{}, fmt.Errorf("exec in %s of session %s: %w", name, session, err)
 	}
 	if opts.Detach {

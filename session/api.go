@@ -28,6 +28,7 @@ type APIConfig struct {
 	NodeLimits     instance.Limits
 	Origins        []string // origins (scheme://host[:port]) allowed to open terminals; none: same host only
 	LabDomain      string   // lab links are <node>-<port>-<session>.<LabDomain>; default "localhost"
+	MaxUpload      int64    // bytes of files one request may send (upload or save); default DefaultMaxUpload
 }
 
 type api struct {
@@ -48,6 +49,9 @@ func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.
 	log *slog.Logger) http.Handler {
 	if cfg.LabDomain == "" {
 		cfg.LabDomain = "localhost"
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = DefaultMaxUpload
 	}
 	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log,
 		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load(), labTransport: newLabTransport()}

@@ -70,8 +70,9 @@ type server struct {
 }
 
 type serverOpts struct {
-	limits quota.Limits
-	cfg    Config
+	limits    quota.Limits
+	cfg       Config
+	maxUpload int64
 }
 
 func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
@@ -101,7 +102,7 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 	metrics := NewMetrics(store, q)
 	svc := NewService(o.cfg, store, q, d, templates, tokens, terminal.NewManager(terminal.Options{}, 0), metrics, log)
 	ready := func(ctx context.Context) error { return d.Ping(ctx) }
-	h := NewHandler(svc, tokens, APIConfig{NodeLimits: d.Limits()}, ready, metrics, log)
+	h := NewHandler(svc, tokens, APIConfig{NodeLimits: d.Limits(), MaxUpload: o.maxUpload}, ready, metrics, log)
 	ts := httptest.NewServer(h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -91,8 +91,16 @@ func classify(err error) (status int, code, msg string) {
 			return http.StatusServiceUnavailable, r.Code, r.Message
 		}
 		return http.StatusTooManyRequests, r.Code, r.Message
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, errTooLarge), errors.Is(err, errUploadTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large", err.Error()
+	case errors.As(err, new(*instance.BadPathError)):
+		return http.StatusBadRequest, "bad_path", err.Error()
+	case errors.Is(err, instance.ErrIsDir):
+		return http.StatusConflict, "is_directory", err.Error()
+	case errors.Is(err, instance.ErrNotDir):
+		return http.StatusConflict, "not_directory", err.Error()
+	case errors.Is(err, instance.ErrNotRunning):
+		return http.StatusConflict, "not_running", err.Error()
 	case errors.Is(err, ErrInvalid), errors.Is(err, instance.ErrInvalid):
 		return http.StatusBadRequest, "invalid_request", err.Error()
 	case errors.Is(err, ErrNotFound), errors.Is(err, instance.ErrNotFound):

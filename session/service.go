@@ -6,6 +6,8 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -30,6 +32,9 @@ type Nodes interface {
 	GC(ctx context.Context, live instance.LiveFunc) (instance.GCReport, error)
 	OpenTTY(ctx context.Context, session, name string, opts instance.TTYOptions) (*instance.TTY, error)
 	WatchPorts(ctx context.Context, session, name string, report func([]int)) error
+	WriteFile(ctx context.Context, session, name, path string, mode fs.FileMode, size int64, r io.Reader) error
+	ReadFile(ctx context.Context, session, name, path string) (io.ReadCloser, instance.FileInfo, error)
+	ListDir(ctx context.Context, session, name, path string, depth, limit int) ([]instance.FileEntry, bool, error)
 }
 
 // Config tunes sessions. Zero values mean the defaults.

@@ -19,14 +19,15 @@ func TestSettlePrecedence(t *testing.T) {
 	fs.String("config", "", "")
 	nodes := nodeFlags(fs)
 	o := serveFlags(fs)
-	env := map[string]string{"SANDLOT_CONFIG": cfg, "SANDLOT_MAX_INSTANCES": "4", "SANDLOT_NETWORK": "overlay"}
+	env := map[string]string{"SANDLOT_CONFIG": cfg, "SANDLOT_MAX_INSTANCES": "4", "SANDLOT_NETWORK": "overlay",
+		"SANDLOT_MAX_UPLOAD": "8"}
 	if err := parse(fs, []string{"--network", "auto"}, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if *o.listen != ":7000" || *o.maxInstances != 4 || *o.defaultDuration != time.Hour || *nodes.network != "auto" ||
-		*o.maxDuration != 8*time.Hour {
-		t.Fatalf("listen %s, max-instances %d, default-duration %s, network %s, max-duration %s",
-			*o.listen, *o.maxInstances, *o.defaultDuration, *nodes.network, *o.maxDuration)
+		*o.maxDuration != 8*time.Hour || *o.maxUploadMiB != 8 {
+		t.Fatalf("listen %s, max-instances %d, default-duration %s, network %s, max-duration %s, max-upload %d",
+			*o.listen, *o.maxInstances, *o.defaultDuration, *nodes.network, *o.maxDuration, *o.maxUploadMiB)
 	}
 }
 

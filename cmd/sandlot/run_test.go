@@ -17,6 +17,7 @@ func TestRunRefusesBadCommands(t *testing.T) {
 		{[]string{"sandlot", "bogus"}, `unknown command "bogus"`},
 		{[]string{"sandlot", "gc"}, "gc needs --session ID or --all"},
 		{[]string{"sandlot", "check", "--nope"}, "flag provided but not defined"},
+		{[]string{"sandlot", "serve", "--max-upload", "0"}, "--max-upload 0: at least 1"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

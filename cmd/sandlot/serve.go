@@ -29,6 +29,7 @@ type serveOptions struct {
 	listen, data, redisURL, adminToken, signingKey, integrators, trustedProxies *string
 	defaultDuration, maxDuration                                                *time.Duration
 	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
+	maxUploadMiB                                                                *int64
 	secureCookies                                                               *bool
 	origins, labDomain                                                          *string
 	scrollbackKiB                                                               *int
@@ -55,6 +56,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		labDomain:         fs.String("lab-domain", "localhost", "lab links are <node>-<port>-<session>.<lab-domain> (needs wildcard DNS and, with TLS, a wildcard certificate)"),
 		scrollbackKiB:     fs.Int("scrollback", 1024, "KiB of terminal output kept for reconnecting clients (at least 1024)"),
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
+		maxUploadMiB:      fs.Int64("max-upload", 32, "MiB of files one request may upload or save into a node"),
 	}
 }
 
@@ -71,6 +73,9 @@ func defaultDataDir() string {
 // serve runs the server until ctx is done, then stops accepting, lets calls in flight finish (30 s at most) and
 // stops its Redis. Sessions live on in Redis and their nodes keep running.
 func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout, stderr io.Writer) error {
+	if *o.maxUploadMiB < 1 {
+		return fmt.Errorf("--max-upload %d: at least 1 (MiB)", *o.maxUploadMiB)
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	redisURL := *o.redisURL
 	if redisURL == "" {
@@ -143,7 +148,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	}
 	handler := session.NewHandler(svc, tokens, session.APIConfig{TrustedProxies: proxies,
 		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits(), Origins: splitList(*o.origins),
-		LabDomain: strings.ToLower(strings.Trim(*o.labDomain, "."))}, ready, metrics, log)
+		LabDomain: strings.ToLower(strings.Trim(*o.labDomain, ".")), MaxUpload: *o.maxUploadMiB << 20}, ready, metrics, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {
