@@ -77,7 +77,9 @@ func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // eval evaluates a JavaScript expression (awaiting a promise) and decodes its value into out.
 func (p *page) eval(expr string, out any) {
 	p.t.Helper()
-	raw, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		p.fatalf("evaluate %s: %v", expr, err)
 	}

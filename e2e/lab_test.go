@@ -67,15 +67,16 @@ func TestBrowserLab(t *testing.T) {
 	}
 	lab, cancel := chromedp.NewContext(p.ctx, chromedp.WithTargetID(tab))
 	defer cancel()
+	if err := chromedp.Do(lab); err != nil { // the first Do attaches, and must have no timeout
+		t.Fatal(err)
+	}
 	labPage := &page{t: t, ctx: lab, url: srv.url}
 	labPage.waitJS("the site through the proxy", `document.body?.innerText.includes("hello-through-the-proxy")`, 15*time.Second)
-	var where string
-	labPage.eval(`location.href`, &where)
-	if want := "node1-8080-" + id + ".localhost"; !strings.Contains(where, want) || strings.Contains(where, "sandlot_token") {
-		t.Fatalf("the site opened at %s, want %s without the token in the address", where, want)
-	}
+	labPage.waitJS("the lab's own origin, without the token in the address", fmt.Sprintf(
+		`location.hostname === %q && !location.search.includes("sandlot_token")`, "node1-8080-"+id+".localhost"), 5*time.Second)
 
 	// docker-compose.yml dropped on the terminal, after cd /root: it lands in /root.
+	p.pick("node1")
 	p.typeLine("cd /root")
 	p.waitScreen("node1", 1, `(?m)\] ~ # ?$`, 10*time.Second)
 	p.dropFiles("section.terminals", map[string]string{"docker-compose.yml": composeFile})
@@ -96,17 +97,16 @@ func TestBrowserLab(t *testing.T) {
 	var link struct{ URL string }
 	p.eval(fmt.Sprintf(`fetch("/api/v1/sessions/%s/instances/node1/ports/9000/link", {method: "POST", body: "{}"}).then(r => r.json())`, id), &link)
 	labPage.do("open the echo server's origin", chromedp.Navigate(link.URL))
-	var echoed string
-	labPage.eval(`new Promise((ok, fail) => {
-		const ws = new WebSocket("ws://" + location.host + "/echo");
-		ws.onopen = () => ws.send("ping-through-the-proxy");
-		ws.onmessage = (m) => { ok(m.data); ws.close(); };
-		ws.onerror = () => fail(new Error("websocket error"));
-		setTimeout(() => fail(new Error("no echo in 10 s")), 10000);
-	})`, &echoed)
-	if echoed != "ping-through-the-proxy" {
-		t.Fatalf("echo through the proxy: %q", echoed)
-	}
+	labPage.waitJS("the echo server's origin", `location.host.startsWith("node1-9000-")`, 10*time.Second)
+	labPage.waitJS("the echo through the proxy", `(() => {
+		if (!window.echoSocket) {
+			window.echoSocket = new WebSocket("ws://" + location.host + "/echo");
+			echoSocket.onopen = () => echoSocket.send("ping-through-the-proxy");
+			echoSocket.onmessage = (m) => { window.echoed = m.data; echoSocket.close(); };
+			echoSocket.onerror = () => { window.echoed = "websocket error"; };
+		}
+		return window.echoed === "ping-through-the-proxy";
+	})()`, 15*time.Second)
 
 	// The editor: open docker-compose.yml, change the published port, save; cat shows the change.
 	p.do("open the files", chromedp.Click(chromedp.CSS(`li.node[data-node="node1"] .files-open`)))
