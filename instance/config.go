@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -61,6 +62,10 @@ type Config struct {
 	// with the same owner, so that two deployments on one engine never collect each other's nodes. Empty: make
 	// objects without an owner and collect regardless of owner (the admin `sandlot gc`).
 	Owner string
+	// KeySecret is what each session's ssh key pair is derived from (at least 32 bytes): drivers with the same
+	// secret give the nodes of a session the same key, so every server of a deployment must share it. Empty: New
+	// makes a random one, and keys then match only among the nodes this process makes.
+	KeySecret []byte
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -100,6 +105,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if len(c.KeySecret) == 0 {
+		c.KeySecret = make([]byte, 32)
+		_, _ = rand.Read(c.KeySecret) // never fails (crypto/rand crashes the program instead)
+	}
 	switch {
 	case c.Network != NetworkAuto && c.Network != NetworkBridge && c.Network != NetworkOverlay:
 		return c, fmt.Errorf("unknown network kind %q (auto, bridge or overlay)", c.Network)
@@ -116,6 +125,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("node memory %d bytes is below the 64 MiB a node's engine needs", c.Memory)
 	case c.CPUs < 0 || c.Pids < 64:
 		return c, fmt.Errorf("node limits too small: %v CPUs, %d pids (at least 64 pids)", c.CPUs, c.Pids)
+	case len(c.KeySecret) < 32:
+		return c, fmt.Errorf("the ssh key secret has %d bytes, fewer than 32", len(c.KeySecret))
 	}
 	c.SubnetPool = c.SubnetPool.Masked()
 	return c, nil

@@ -98,7 +98,10 @@ func newDriver(t testing.TB, kind NetworkKind, tune func(*Config)) *Driver {
 		}
 		t.Skip("the engine is not a swarm manager")
 	}
-	cfg := Config{Network: kind, Owner: testOwner, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	// SANDLOT_NODE_IMAGE, as for ops/build-node-image, tests another image than sandlot/node:latest: one built from
+	// this tree while someone else's build holds the shared tag.
+	cfg := Config{Image: os.Getenv("SANDLOT_NODE_IMAGE"), Network: kind, Owner: testOwner,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -51,6 +53,15 @@ func NewTokens(key []byte, integrators map[string][]byte, admin string) (*Tokens
 }
 
 var signingMethod = jwt.SigningMethodHS256
+
+// Subkey returns a 32-byte key for purpose, derived from the signing key: every process that shares the signing key
+// derives the same subkey, and a subkey tells nothing about the signing key or the subkeys of other purposes. (What
+// HS256 signs never contains ':', so no subkey is ever the signature of a token.)
+func (t *Tokens) Subkey(purpose string) []byte {
+	mac := hmac.New(sha256.New, t.key)
+	mac.Write([]byte("sandlot-subkey:" + purpose))
+	return mac.Sum(nil)
+}
 
 // Issue signs a token for session, valid until expires.
 func (t *Tokens) Issue(session, scope string, expires time.Time) (string, error) {

@@ -104,7 +104,13 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if nodeCfg.Owner, err = store.Owner(ctx); err != nil {
 		return err
 	}
+	tokens, err := newTokens(ctx, o, store)
+	if err != nil {
+		return err
+	}
 	nodeCfg.Logger = log
+	// Every server of the deployment shares the signing key, so all of them give a session the same ssh key.
+	nodeCfg.KeySecret = tokens.Subkey("node ssh keys")
 	driver, err := instance.New(ctx, nodeCfg)
 	if err != nil {
 		return err
@@ -121,10 +127,6 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	q, err := quota.New(rdb, quota.Limits{SessionsPerClient: *o.sessionsPerClient,
 		CreationsPerClient: *o.sessionsPerHour, RateWindow: time.Hour, InstancesPerSession: *o.maxInstances,
 		Capacity: capacity})
-	if err != nil {
-		return err
-	}
-	tokens, err := newTokens(ctx, o, store)
 	if err != nil {
 		return err
 	}
