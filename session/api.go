@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -42,6 +43,8 @@ type api struct {
 	site     *frontend.Site
 
 	labTransport *http.Transport
+	labMu        sync.Mutex
+	labAddrs     map[string]labAddress // by "session/node", see labAddress
 }
 
 // NewHandler returns the HTTP API of sessions. ready says whether the server's dependencies answer.
@@ -54,7 +57,8 @@ func NewHandler(svc *Service, tokens *Tokens, cfg APIConfig, ready func(context.
 		cfg.MaxUpload = DefaultMaxUpload
 	}
 	a := &api{svc: svc, tokens: tokens, cfg: cfg, ready: ready, metrics: metrics, log: log,
-		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load(), labTransport: newLabTransport()}
+		upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load(), labTransport: newLabTransport(),
+		labAddrs: map[string]labAddress{}}
 	mux := http.NewServeMux()
 	patterns := map[string]bool{}
 	for _, r := range a.routes() {

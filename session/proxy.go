@@ -95,9 +95,7 @@ func (a *api) proxy(t labTarget) http.Handler {
 			labPage(w, status, "You cannot open "+t.String()+" of this session", why)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		sess, err := a.svc.liveInstance(ctx, t.session, t.node)
-		cancel()
+		ip, err := a.labAddress(r.Context(), t)
 		switch {
 		case errors.Is(err, ErrEnded):
 			labPage(w, http.StatusGone, "This session has ended", "Its nodes and what ran on them are gone.")
@@ -110,14 +108,47 @@ func (a *api) proxy(t labTarget) http.Handler {
 			labPage(w, http.StatusServiceUnavailable, "Sandlot cannot look up this node now", "Try again in a moment.")
 			return
 		}
-		var ip string
-		for _, in := range sess.Instances {
-			if in.Name == t.node {
-				ip = in.IP
-			}
-		}
 		a.labProxy(t, ip).ServeHTTP(w, r)
 	})
+}
+
+// labAddressTTL is how long a node's address is remembered by the proxy: a page's burst of requests asks Redis
+// once, and a node that went away is noticed within this time (its address stops answering at once anyway).
+const labAddressTTL = time.Second
+
+type labAddress struct {
+	ip   string
+	when time.Time
+}
+
+// labAddress is the address of a live session's node, from a short-lived cache or the store.
+func (a *api) labAddress(ctx context.Context, t labTarget) (string, error) {
+	key := t.session + "/" + t.node
+	a.labMu.Lock()
+	c, ok := a.labAddrs[key]
+	a.labMu.Unlock()
+	if ok && time.Since(c.when) < labAddressTTL {
+		return c.ip, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sess, err := a.svc.liveInstance(ctx, t.session, t.node)
+	if err != nil {
+		return "", err
+	}
+	var ip string
+	for _, in := range sess.Instances {
+		if in.Name == t.node {
+			ip = in.IP
+		}
+	}
+	a.labMu.Lock()
+	if len(a.labAddrs) > 10_000 {
+		clear(a.labAddrs) // a crude bound; entries are cheap to make again
+	}
+	a.labAddrs[key] = labAddress{ip: ip, when: time.Now()}
+	a.labMu.Unlock()
+	return ip, nil
 }
 
 // labAuthorized says why a request may not reach the target (status 0: it may).

@@ -23,7 +23,7 @@ var wsEchoServer string
 
 // labClient sends every request to the test server, whatever host the URL names (as *.localhost resolves to
 // loopback in browsers), keeps cookies per host like a browser, and does not follow redirects.
-func labClient(t *testing.T, s *server) *http.Client {
+func labClient(t testing.TB, s *server) *http.Client {
 	t.Helper()
 	addr := strings.TrimPrefix(s.URL, "http://")
 	jar, _ := cookiejar.New(nil)
@@ -62,7 +62,7 @@ func startInNode(t *testing.T, s *server, c created, node string, cmd ...string)
 }
 
 // waitPort waits until the session lists port on node, and returns how long that took.
-func waitPort(t *testing.T, s *server, c created, node string, port int) time.Duration {
+func waitPort(t testing.TB, s *server, c created, node string, port int) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < 20*time.Second {

@@ -398,7 +398,7 @@ export class SessionPage extends LitElement {
                     aria-label="share ${n.name}:${p}" @click=${() => this.sharePort(n.name, p)}>⤴</button></span>`)}</span>` : nothing}
                 <span class="node-actions">
                   <button class="icon files-open" title="files of ${n.name}" aria-label="files of ${n.name}" ?disabled=${s.state === "ended"}
-                    @click=${() => (this.files = n.name)}>🗎</button>
+                    @click=${() => (this.files = n.name)}>≡</button>
                   <button class="icon" title="restart ${n.name}" aria-label="restart ${n.name}" ?disabled=${!!this.busy || s.state === "ended"}
                     @click=${() => this.twice(`restart:${n.name}`, () => void this.act("restart", () => api.restartNode(this.sessionId, n.name)))}>
                     ${this.confirm === `restart:${n.name}` ? "restart?" : "⟳"}</button>
