@@ -65,13 +65,15 @@ lint: $(STATICCHECK) $(UI)
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
-## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec
+## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec; the
+## lab proxy against direct requests; the page (bundle size, landing page to a prompt)
 bench: images host-browser $(UI)
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'KeystrokeEcho|TerminalThroughput' -benchtime 3x ./session
 	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer' -benchtime 4x ./terminal
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LabProxy' -benchtime 5x ./session
 	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
 

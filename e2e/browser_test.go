@@ -230,6 +230,19 @@ func (p *page) screenshot(name string) {
 	}
 }
 
+// newSession starts a server and a browser on it, then a session from the landing page (see start), which is
+// deleted when the test ends. It returns the page, the server and the session's id.
+func newSession(t *testing.T, template string) (*page, *proc, string) {
+	t.Helper()
+	needEngine(t)
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin)
+	p := newPage(t, srv.url)
+	p.start(template)
+	id := sessionIDOf(p)
+	t.Cleanup(func() { deleteSession(t, srv.url, id) })
+	return p, srv, id
+}
+
 func sessionIDOf(p *page) string {
 	var id string
 	p.eval(`location.pathname.split("/")[2]`, &id)
@@ -287,12 +300,7 @@ func TestBrowserSwarmTemplate(t *testing.T) {
 // from node1's terminal (select it) and paste it into node2 (Ctrl+V): node1 lists two nodes. On the way, a reload
 // brings back the same terminals and shells with their scrollback, and a second tab is a second shell.
 func TestBrowserTwoNodesByHand(t *testing.T) {
-	needEngine(t)
-	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin)
-	p := newPage(t, srv.url)
-	p.start("")
-	id := sessionIDOf(p)
-	t.Cleanup(func() { deleteSession(t, srv.url, id) })
+	p, _, _ := newSession(t, "")
 	p.waitJS("the empty session", `document.querySelector(".hint")?.innerText.includes("No nodes")`, 10*time.Second)
 	p.do("add a node", chromedp.Click(chromedp.CSS("#add-node")))
 	p.waitNodes(1, 60*time.Second)

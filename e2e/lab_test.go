@@ -40,12 +40,7 @@ func (p *page) dropFiles(sel string, files map[string]string) {
 // terminal lands in the shell's directory and docker-compose up -d runs it; the editor changes it; ssh node2
 // hostname from node1 needs no password.
 func TestBrowserLab(t *testing.T) {
-	needEngine(t)
-	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin)
-	p := newPage(t, srv.url)
-	p.start("1-node")
-	id := sessionIDOf(p)
-	t.Cleanup(func() { deleteSession(t, srv.url, id) })
+	p, srv, id := newSession(t, "1-node")
 	p.waitNodes(1, 60*time.Second)
 	p.do("add node2", chromedp.Click(chromedp.CSS("#add-node")))
 	p.waitNodes(2, 60*time.Second)
