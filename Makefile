@@ -81,7 +81,7 @@ bench: images host-browser $(UI)
 
 ## screenshots: the browser tests' current screenshots of the page, into docs/screenshots (for the README)
 screenshots: images host-browser $(UI)
-	SANDLOT_REQUIRE_DOCKER=1 SANDLOT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserSwarmTemplate' ./e2e
+	SANDLOT_REQUIRE_DOCKER=1 SANDLOT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserSwarmTemplate|TestBrowserLab' ./e2e
 
 ## gc: remove every container, network and volume of every Sandlot session on this engine
 gc: build
