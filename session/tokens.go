@@ -63,20 +63,34 @@ func (t *Tokens) Subkey(purpose string) []byte {
 	return mac.Sum(nil)
 }
 
-// Issue signs a token for session, valid until expires.
-func (t *Tokens) Issue(session, scope string, expires time.Time) (string, error) {
-	claims := SessionClaims{Session: session, Scope: scope, RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: "sandlot", IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(expires)}}
+// registered are the claims of every token Sandlot signs: its issuer, when, and until when.
+func registered(expires time.Time) jwt.RegisteredClaims {
+	return jwt.RegisteredClaims{Issuer: "sandlot", IssuedAt: jwt.NewNumericDate(time.Now()),
+		ExpiresAt: jwt.NewNumericDate(expires)}
+}
+
+// sign signs claims with the deployment's key.
+func (t *Tokens) sign(claims jwt.Claims) (string, error) {
 	return jwt.NewWithClaims(signingMethod, claims).SignedString(t.key)
 }
 
-// Verify checks a session token and returns its claims. It refuses any algorithm but HS256 (alg none
-// included), other keys, expired tokens and tokens without an expiry.
-func (t *Tokens) Verify(token string) (*SessionClaims, error) {
-	claims := &SessionClaims{}
+// parse checks a token Sandlot signed and fills claims. It refuses any algorithm but HS256 (alg none included),
+// other keys, other issuers, expired tokens and tokens without an expiry.
+func (t *Tokens) parse(token string, claims jwt.Claims) error {
 	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return t.key, nil },
 		jwt.WithValidMethods([]string{signingMethod.Alg()}), jwt.WithExpirationRequired(), jwt.WithIssuer("sandlot"))
-	if err != nil {
+	return err
+}
+
+// Issue signs a token for session, valid until expires.
+func (t *Tokens) Issue(session, scope string, expires time.Time) (string, error) {
+	return t.sign(SessionClaims{Session: session, Scope: scope, RegisteredClaims: registered(expires)})
+}
+
+// Verify checks a session token (see parse) and returns its claims.
+func (t *Tokens) Verify(token string) (*SessionClaims, error) {
+	claims := &SessionClaims{}
+	if err := t.parse(token, claims); err != nil {
 		return nil, err
 	}
 	if claims.Session == "" || (claims.Scope != "session" && claims.Scope != "viewer") {
@@ -122,17 +136,13 @@ type PortClaims struct {
 
 // IssuePort signs a lab link's token for a port of a node of a session, valid until expires.
 func (t *Tokens) IssuePort(session, node string, port int, expires time.Time) (string, error) {
-	claims := PortClaims{Session: session, Node: node, Port: port, Scope: "port", RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: "sandlot", IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(expires)}}
-	return jwt.NewWithClaims(signingMethod, claims).SignedString(t.key)
+	return t.sign(PortClaims{Session: session, Node: node, Port: port, Scope: "port", RegisteredClaims: registered(expires)})
 }
 
-// VerifyPort checks a lab link's token, as strictly as Verify checks a session token.
+// VerifyPort checks a lab link's token (see parse) and returns its claims.
 func (t *Tokens) VerifyPort(token string) (*PortClaims, error) {
 	claims := &PortClaims{}
-	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return t.key, nil },
-		jwt.WithValidMethods([]string{signingMethod.Alg()}), jwt.WithExpirationRequired(), jwt.WithIssuer("sandlot"))
-	if err != nil {
+	if err := t.parse(token, claims); err != nil {
 		return nil, err
 	}
 	if claims.Scope != "port" || claims.Session == "" || claims.Node == "" || claims.Port < 1 || claims.Port > 65535 {
