@@ -58,23 +58,14 @@ func (p *portWatch) run(ctx context.Context, key, id, name string, n *watchedNod
 		p.mu.Unlock()
 		n.cancel()
 	}()
-	go func() { // stop when nobody looks
-		tick := time.NewTicker(portsIdle / 4)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				p.mu.Lock()
-				idle := time.Since(n.asked) > portsIdle
-				p.mu.Unlock()
-				if idle {
-					n.cancel()
-				}
-			}
+	go every(ctx, portsIdle/4, func() { // stop when nobody looks
+		p.mu.Lock()
+		idle := time.Since(n.asked) > portsIdle
+		p.mu.Unlock()
+		if idle {
+			n.cancel()
 		}
-	}()
+	})
 	_ = p.watch(ctx, id, name, func(ports []int) {
 		p.mu.Lock()
 		n.ports = ports

@@ -25,25 +25,17 @@ func (s *Service) RunReaper(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.runCollector(ctx)
+		every(ctx, gcInterval, func() { s.collect(ctx) })
 	}()
-	tick := time.NewTicker(ReaperInterval)
-	defer tick.Stop()
-	for {
-		s.reap(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	every(ctx, ReaperInterval, func() { s.reap(ctx) })
 }
 
-func (s *Service) runCollector(ctx context.Context) {
-	tick := time.NewTicker(gcInterval)
+// every runs f at once, then every interval, until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		s.collect(ctx)
+		f()
 		select {
 		case <-ctx.Done():
 			return
