@@ -168,49 +168,44 @@ func (a *api) labAuthorized(r *http.Request, t labTarget) (int, string) {
 	}
 	why := ""
 	for _, token := range tokens {
-		if why = a.labTokenAllows(token, t); why == "" {
+		if _, why = a.labToken(token, t); why == "" {
 			return 0, ""
 		}
 	}
 	return http.StatusForbidden, why
 }
 
-// labTokenAllows says why token does not open the target ("" if it does): it must be the session's own token, a
-// lab link for exactly this node and port, or the admin token.
-func (a *api) labTokenAllows(token string, t labTarget) string {
+// labToken says whether token opens the target: it must be the session's own token, a lab link for exactly this
+// node and port, or the admin token. It returns until when it does (the admin token: 8 h), or why it does not.
+func (a *api) labToken(token string, t labTarget) (expires time.Time, why string) {
 	if a.tokens.IsAdmin(token) {
-		return ""
+		return time.Now().Add(8 * time.Hour), ""
 	}
 	if c, err := a.tokens.Verify(token); err == nil {
 		if c.Session != t.session {
-			return "This key is for another session."
+			return time.Time{}, "This key is for another session."
 		}
-		return ""
+		return c.ExpiresAt.Time, ""
 	}
 	c, err := a.tokens.VerifyPort(token)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return "This link has expired. Ask for a new one."
+		return time.Time{}, "This link has expired. Ask for a new one."
 	case err != nil:
-		return "This link is not valid."
+		return time.Time{}, "This link is not valid."
 	case c.Session != t.session || c.Node != t.node || c.Port != t.port:
-		return "This link is for another port, node or session."
+		return time.Time{}, "This link is for another port, node or session."
 	}
-	return ""
+	return c.ExpiresAt.Time, ""
 }
 
 // exchangeLabToken turns ?sandlot_token= into a cookie of the lab's origin (or path) and reloads without it, so
 // the token stays out of the app's view, its logs and the address bar.
 func (a *api) exchangeLabToken(w http.ResponseWriter, r *http.Request, t labTarget, token string) {
-	if why := a.labTokenAllows(token, t); why != "" {
+	expires, why := a.labToken(token, t)
+	if why != "" {
 		labPage(w, http.StatusForbidden, "You cannot open "+t.String()+" of this session", why)
 		return
-	}
-	expires := time.Now().Add(8 * time.Hour)
-	if c, err := a.tokens.VerifyPort(token); err == nil {
-		expires = c.ExpiresAt.Time
-	} else if c, err := a.tokens.Verify(token); err == nil {
-		expires = c.ExpiresAt.Time
 	}
 	path := "/"
 	if t.prefix != "" {
