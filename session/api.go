@@ -417,14 +417,10 @@ func (a *api) openAPI() http.Handler {
 }
 
 // page is the web page (package frontend): the landing page at /, a session's page at /s/{id}.
-func (a *api) page() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.site.Page().ServeHTTP(w, r) })
-}
+func (a *api) page() http.Handler { return a.site.Page() }
 
 // assets are the page's scripts and stylesheets, and sandlot-terminal.js for pages that embed a terminal.
-func (a *api) assets() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.site.Assets().ServeHTTP(w, r) })
-}
+func (a *api) assets() http.Handler { return a.site.Assets() }
 
 func (a *api) healthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
