@@ -44,6 +44,15 @@ func (s *Service) ListDir(ctx context.Context, id, name, path string, depth int)
 	return s.nodes.ListDir(ctx, id, name, path, depth, instance.DefaultListLimit)
 }
 
+// queryPath is the path in the query parameter key (def when there is none), checked by instance.CleanPath.
+func queryPath(r *http.Request, key, def string) (string, error) {
+	p := r.URL.Query().Get(key)
+	if p == "" {
+		p = def
+	}
+	return instance.CleanPath(p)
+}
+
 // maxUploadFiles is the most files one upload request may carry: each is a few calls to the engine.
 const maxUploadFiles = 100
 
@@ -60,11 +69,7 @@ type fileWritten struct {
 func (a *api) uploadFiles() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, name := r.PathValue("id"), r.PathValue("name")
-		dir := r.URL.Query().Get("dir")
-		if dir == "" {
-			dir = "/root"
-		}
-		dir, err := instance.CleanPath(dir)
+		dir, err := queryPath(r, "dir", "/root")
 		if err != nil {
 			fail(w, a.log, err)
 			return
@@ -173,7 +178,7 @@ func partFileName(part *multipart.Part) (string, error) {
 func (a *api) saveFile() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, name := r.PathValue("id"), r.PathValue("name")
-		p, err := instance.CleanPath(r.URL.Query().Get("path"))
+		p, err := queryPath(r, "path", "")
 		if err != nil {
 			fail(w, a.log, err)
 			return
@@ -253,11 +258,7 @@ const maxTreeDepth = 10
 func (a *api) tree() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		p := q.Get("path")
-		if p == "" {
-			p = "/root"
-		}
-		p, err := instance.CleanPath(p)
+		p, err := queryPath(r, "path", "/root")
 		if err != nil {
 			fail(w, a.log, err)
 			return
