@@ -47,7 +47,8 @@ export class ApiError extends Error {
 /** serverOffset is how far the server's clock is ahead of ours, in ms (from the Date header). */
 export let serverOffset = 0;
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** request makes a call and returns the answer's text; a refusal (or no answer) is an ApiError. */
+async function request(method: string, path: string, body?: unknown): Promise<string> {
   let res: Response;
   try {
     const raw = body instanceof FormData || body instanceof Blob;
@@ -63,18 +64,24 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   const date = Date.parse(res.headers.get("Date") ?? "");
   if (!Number.isNaN(date)) serverOffset = date + 500 - Date.now(); // Date has whole seconds: aim at the middle
   const text = await res.text();
-  let data: any = undefined;
-  try {
-    data = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON: described below
-  }
   if (!res.ok) {
+    let data: any = undefined;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON: described below
+    }
     const retry = Number(res.headers.get("Retry-After")) || undefined;
     throw new ApiError(res.status, data?.error?.code ?? "http_" + res.status,
       data?.error?.message ?? `The server answered ${res.status} ${res.statusText}.`, retry);
   }
-  return data as T;
+  return text;
+}
+
+/** call makes a call and decodes its JSON answer. */
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const text = await request(method, path, body);
+  return (text ? JSON.parse(text) : undefined) as T;
 }
 
 const base = "/api/v1";
@@ -117,14 +124,7 @@ export const api = {
   upload,
   tree: (id: string, name: string, path: string) =>
     call<{ entries: FileEntry[]; truncated: boolean }>("GET", `${nodePath(id, name)}/tree?path=${encodeURIComponent(path)}&depth=3`),
-  readFile: async (id: string, name: string, path: string): Promise<string> => {
-    const res = await fetch(fileURL(id, name, path), { credentials: "same-origin" });
-    if (!res.ok) {
-      const data = await res.json().catch(() => undefined);
-      throw new ApiError(res.status, data?.error?.code ?? "http_" + res.status, data?.error?.message ?? res.statusText);
-    }
-    return res.text();
-  },
+  readFile: (id: string, name: string, path: string) => request("GET", fileURL(id, name, path)),
   writeFile: (id: string, name: string, path: string, content: string) =>
     call<{ path: string; size: number }>("PUT", `${nodePath(id, name)}/files?path=${encodeURIComponent(path)}`, new Blob([content])),
 };
