@@ -1,22 +1,28 @@
 # Sandlot's front door. `make run` and `make test` work on a fresh Debian machine (as root): they install and
-# start what is missing (Docker engine, build tools), build the node image and the binary, then do their job.
+# start what is missing (Docker engine, build tools), build the node image and the binaries, start the node engine
+# (ops/node-engine: user-namespaced nodes), then do their job.
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := bin/sandlot
+RUNTIME := bin/sandlot-runtime
+GO_SOURCES := $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
 STATICCHECK := $(HOME)/go/bin/staticcheck
 UI := frontend/dist/index.html
 NODE_MODULES := frontend/node_modules/.package-lock.json
 
-.PHONY: all build ui host host-browser images run test lint unit bench screenshots gc clean
+.PHONY: all build ui host host-browser images engine engine-stop run test lint unit bench bench-on-engine screenshots gc clean
 
 all: build
 
-build: $(BIN)
+build: $(BIN) $(RUNTIME)
 
-$(BIN): $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum $(UI)
+$(BIN): $(GO_SOURCES) $(UI)
 	$(GO) build -o $@ ./cmd/sandlot
+
+$(RUNTIME): $(GO_SOURCES)
+	$(GO) build -o $@ ./cmd/sandlot-runtime
 
 ## ui: the web page, built into frontend/dist (embedded by the next go build)
 ui: $(UI)
@@ -41,18 +47,29 @@ host-browser:
 images: host
 	@ops/build-node-image
 
-## run: everything needed, then the server
-run: images build
+## engine: the node engine (user-namespaced nodes; it keeps running), with the node image in it
+engine: images $(RUNTIME)
+	@ops/node-engine start --runtime $(RUNTIME)
+	@ops/node-engine load-image sandlot/node:latest
+
+## engine-stop: stop the node engine (its nodes stop with it) and remove its network namespace and rules
+engine-stop:
+	@ops/node-engine stop
+
+## run: everything needed, then the server (on the node engine)
+run: engine build
 	$(BIN) serve
 
-## test: the whole suite against the real engine, with the race detector, then a check that nothing leaked
-test: host-browser images lint
-	@mkdir -p .cache && ops/check-test-leaks --before .cache/sessions-before-test
+## test: the whole suite against the real engines (nodes on the node engine; the caps isolation on the local one),
+## with the race detector, then a check that nothing leaked. A node engine this started is stopped at the end.
+# -p 1: one package at a time. The instance tests switch the engine into swarm mode and back (for overlay
+# networks); while that happens, Docker's embedded DNS in other packages' nodes may miss a name.
+test: host-browser images lint $(RUNTIME)
+	@mkdir -p .cache
 	cd frontend && node build.mjs --tests && node --test dist-test/
-	@# -p 1: one package at a time. The instance tests switch the engine into swarm mode and back (for overlay
-	@# networks); while that happens, Docker's embedded DNS in other packages' nodes may miss a name.
-	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -p 1 -timeout 30m ./...
-	@ops/check-test-leaks --after .cache/sessions-before-test
+	@ops/with-node-engine bash -c 'ops/check-test-leaks --before .cache/sessions-before-test && \
+		SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -p 1 -timeout 30m ./... && \
+		ops/check-test-leaks --after .cache/sessions-before-test'
 
 ## unit: the tests that need no engine (engine tests skip)
 unit:
@@ -69,7 +86,10 @@ $(STATICCHECK):
 
 ## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec; the
 ## lab proxy against direct requests; the page (bundle size, landing page to a prompt)
-bench: images host-browser $(UI)
+bench: images host-browser $(UI) $(RUNTIME)
+	@ops/with-node-engine $(MAKE) --no-print-directory bench-on-engine
+
+bench-on-engine:
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session
@@ -80,8 +100,9 @@ bench: images host-browser $(UI)
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
 
 ## screenshots: the browser tests' current screenshots of the page, into docs/screenshots (for the README)
-screenshots: images host-browser $(UI)
-	SANDLOT_REQUIRE_DOCKER=1 SANDLOT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestBrowserSwarmTemplate|TestBrowserLab' ./e2e
+screenshots: images host-browser $(UI) $(RUNTIME)
+	ops/with-node-engine env SANDLOT_REQUIRE_DOCKER=1 SANDLOT_SCREENSHOTS=$(CURDIR)/docs/screenshots \
+		$(GO) test -count=1 -run 'TestBrowserSwarmTemplate|TestBrowserLab' ./e2e
 
 ## gc: remove every container, network and volume of every Sandlot session on this engine
 gc: build

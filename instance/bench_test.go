@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +17,31 @@ import (
 )
 
 // BenchmarkCreateReady measures one node from the create call until its inner engine answers, and in the same
-// run the plain path it must keep up with: `docker run -d` of the node image with the same options, then a
-// `docker exec` that polls `docker info` inside every 20 ms. The two alternate, so drift hits both alike.
+// run the plain path it must keep up with: `docker run -d` of the node image with the same isolation on the same
+// engine (user namespaces, capabilities, seccomp profile, disk), then a `docker exec` that polls `docker info`
+// inside every 20 ms. The two alternate, so drift hits both alike. bridge and overlay run on the test engine (the
+// node engine under make: userns); caps runs the caps isolation on SANDLOT_CAPS_ENGINE, when it is set.
 func BenchmarkCreateReady(b *testing.B) {
-	for _, kind := range kinds {
-		b.Run(string(kind), func(b *testing.B) {
-			d := newDriver(b, kind, nil)
+	cases := []struct {
+		name string
+		kind NetworkKind
+		tune func(*Config)
+	}{{"bridge", NetworkBridge, nil}, {"overlay", NetworkOverlay, nil}}
+	if engine := os.Getenv("SANDLOT_CAPS_ENGINE"); engine != "" {
+		cases = append(cases, struct {
+			name string
+			kind NetworkKind
+			tune func(*Config)
+		}{"caps-bridge", NetworkBridge, func(c *Config) {
+			c.Engine, c.Isolation, c.SubnetPool = engine, IsolationCaps, netip.MustParsePrefix("198.19.192.0/18")
+		}})
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			d := newDriver(b, tc.kind, tc.tune)
+			if d.Isolation() == IsolationCaps {
+				b.Cleanup(func() { removeFirewall(b, d) })
+			}
 			session, net := newSession(b, d)
 			var ours, plain []time.Duration
 			for i := 0; i < b.N; i++ {
@@ -52,16 +72,29 @@ func BenchmarkCreateReady(b *testing.B) {
 	}
 }
 
-// plainDockerRun is the by-hand path: the docker CLI with the options Sandlot gives a node.
+// plainDockerRun is the by-hand path: the docker CLI, on the driver's engine, with the options Sandlot gives a node.
 func plainDockerRun(b *testing.B, d *Driver, session string, net Network) time.Duration {
 	name := containerName(session, "plain")
+	profile := filepath.Join(b.TempDir(), "seccomp.json")
+	if err := os.WriteFile(profile, []byte(d.seccomp), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	docker := func(args ...string) *exec.Cmd {
+		if e := d.Engine(); e != "" {
+			args = append([]string{"-H", e}, args...)
+		}
+		return exec.Command("docker", args...)
+	}
 	args := []string{"run", "-d", "--name", name, "--hostname", "plain", "--network", net.Name,
 		"--label", LabelSession + "=" + session, "--label", LabelInstance + "=plain",
 		"--memory", fmt.Sprint(d.cfg.Memory), "--memory-swap", fmt.Sprint(d.cfg.Memory),
 		"--cpus", fmt.Sprint(d.cfg.CPUs), "--pids-limit", fmt.Sprint(d.cfg.Pids),
 		"--tmpfs", "/run:rw,nosuid,nodev,exec,size=64m", "--mount", "type=volume,dst=/var/lib/docker",
-		"--cap-add", "ALL", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+		"--cap-add", "ALL", "--security-opt", "seccomp=" + profile, "--security-opt", "apparmor=unconfined",
 		"--security-opt", "systempaths=unconfined"}
+	if d.nodeDisks {
+		args = append(args, "--env", diskEnv+"="+strconv.FormatInt(d.cfg.Disk, 10))
+	}
 	for _, c := range droppedCaps {
 		args = append(args, "--cap-drop", c)
 	}
@@ -70,15 +103,15 @@ func plainDockerRun(b *testing.B, d *Driver, session string, net Network) time.D
 	}
 	args = append(args, d.cfg.Image)
 	start := time.Now()
-	if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
+	if out, err := docker(args...).CombinedOutput(); err != nil {
 		b.Fatalf("docker run: %v: %s", err, out)
 	}
 	poll := "until docker info >/dev/null 2>&1; do sleep 0.02; done"
-	if out, err := exec.Command("docker", "exec", name, "sh", "-c", poll).CombinedOutput(); err != nil {
+	if out, err := docker("exec", name, "sh", "-c", poll).CombinedOutput(); err != nil {
 		b.Fatalf("docker exec: %v: %s", err, out)
 	}
 	took := time.Since(start)
-	if out, err := exec.Command("docker", "rm", "-fv", name).CombinedOutput(); err != nil {
+	if out, err := docker("rm", "-fv", name).CombinedOutput(); err != nil {
 		b.Fatalf("docker rm: %v: %s", err, out)
 	}
 	return took

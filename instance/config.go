@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -18,27 +19,54 @@ const (
 	NetworkOverlay NetworkKind = "overlay"
 )
 
-// Security is how much of the host a node's container may use.
-type Security string
+// Isolation is how a node is kept from the host (docs/decisions/0014).
+type Isolation string
 
-// The security profiles. SecurityCaps is every capability but a few a lab never needs, no seccomp or AppArmor
-// confinement, and a device allowlist without block devices. SecurityPrivileged is Docker's --privileged: every
-// host device included. SecurityAuto (the default) uses caps where the engine runs it and privileged otherwise.
+// The isolations.
+//
+// IsolationUserns (for strangers): the node runs in a user namespace of its own (an engine started with
+// --userns-remap, such as the node engine of ops/node-engine), so its root is an unprivileged user on the host; it
+// has the capabilities an inner engine needs, but only inside its own namespaces, and a seccomp profile.
+//
+// IsolationCaps (trusted installs only): the same capabilities without a user namespace. A learner can become root
+// on the host.
+//
+// IsolationPrivileged (trusted installs only): Docker's --privileged, every host device included. A learner can
+// become root on the host.
+//
+// IsolationAuto (the default) is userns wherever the engine can run it; it never chooses caps or privileged.
 const (
-	SecurityAuto       Security = "auto"
-	SecurityCaps       Security = "caps"
-	SecurityPrivileged Security = "privileged"
+	IsolationAuto       Isolation = "auto"
+	IsolationUserns     Isolation = "userns"
+	IsolationCaps       Isolation = "caps"
+	IsolationPrivileged Isolation = "privileged"
 )
 
 // Storage is what backs a node's /var/lib/docker.
 type Storage string
 
-// The storage kinds. StorageVolume is an anonymous Docker volume (no size limit: the engine's local volume driver
-// cannot enforce one); StorageTmpfs is a tmpfs of DiskSize bytes, which counts against the node's memory.
+// The storage kinds. StorageVolume is an anonymous Docker volume; where the engine's runtime makes node disks
+// (sandlot-runtime), it holds a filesystem of Disk bytes for everything the node writes, else it is not limited.
+// StorageTmpfs is a tmpfs of Disk bytes on /var/lib/docker only, which counts against the node's memory.
 const (
 	StorageVolume Storage = "volume"
 	StorageTmpfs  Storage = "tmpfs"
 )
+
+// NodeEngineSocket is where ops/node-engine's engine listens.
+const NodeEngineSocket = "/run/sandlot/engine.sock"
+
+// DefaultEngine is the engine nodes go to when none is named: $DOCKER_HOST, else the node engine when its socket
+// exists, else Docker's default socket ("" means that).
+func DefaultEngine() string {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	if fi, err := os.Stat(NodeEngineSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		return "unix://" + NodeEngineSocket
+	}
+	return ""
+}
 
 // DefaultSubnetPool is where session subnets come from: 198.18.0.0/15, reserved for benchmarking (RFC 2544) and
 // so never routed, and clear of the ranges tutorials use inside labs (172.17-31/16, 10.0.0.0/8, 192.168.0.0/16).
@@ -46,6 +74,7 @@ var DefaultSubnetPool = netip.MustParsePrefix("198.18.0.0/15")
 
 // Config says how nodes are made. The zero value is usable: every field has a default.
 type Config struct {
+	Engine       string        // the Docker engine's address; default DefaultEngine()
 	Image        string        // node image; default "sandlot/node:latest"
 	Network      NetworkKind   // default NetworkAuto
 	SubnetPool   netip.Prefix  // default DefaultSubnetPool
@@ -54,8 +83,8 @@ type Config struct {
 	CPUs         float64       // CPU limit of a node; default 1
 	Pids         int64         // process limit of a node, inner containers included; default 1024
 	Storage      Storage       // default StorageVolume
-	DiskSize     int64         // size of /var/lib/docker with StorageTmpfs; default 2 GiB
-	Security     Security      // default SecurityAuto
+	Disk         int64         // a node's disk in bytes (see Storage); default 10 GiB
+	Isolation    Isolation     // default IsolationAuto
 	ReadyTimeout time.Duration // how long a node may take to be ready; default 60 s
 	Logger       *slog.Logger  // default slog.Default()
 	// Owner names the deployment: everything made carries it as sandlot.owner, and GC looks only at objects
@@ -93,11 +122,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Storage == "" {
 		c.Storage = StorageVolume
 	}
-	if c.DiskSize == 0 {
-		c.DiskSize = 2 << 30
+	if c.Disk == 0 {
+		c.Disk = 10 << 30
 	}
-	if c.Security == "" {
-		c.Security = SecurityAuto
+	if c.Isolation == "" {
+		c.Isolation = IsolationAuto
+	}
+	if c.Engine == "" {
+		c.Engine = DefaultEngine()
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 60 * time.Second
@@ -112,8 +144,9 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Network != NetworkAuto && c.Network != NetworkBridge && c.Network != NetworkOverlay:
 		return c, fmt.Errorf("unknown network kind %q (auto, bridge or overlay)", c.Network)
-	case c.Security != SecurityAuto && c.Security != SecurityCaps && c.Security != SecurityPrivileged:
-		return c, fmt.Errorf("unknown security profile %q (auto, caps or privileged)", c.Security)
+	case c.Isolation != IsolationAuto && c.Isolation != IsolationUserns && c.Isolation != IsolationCaps &&
+		c.Isolation != IsolationPrivileged:
+		return c, fmt.Errorf("unknown isolation %q (auto, userns, caps or privileged)", c.Isolation)
 	case c.Storage != StorageVolume && c.Storage != StorageTmpfs:
 		return c, fmt.Errorf("unknown storage %q (volume or tmpfs)", c.Storage)
 	case !c.SubnetPool.Addr().Is4():
@@ -123,6 +156,8 @@ func (c Config) withDefaults() (Config, error) {
 			c.SubnetBits, c.SubnetPool, c.SubnetPool.Bits())
 	case c.Memory < 64<<20:
 		return c, fmt.Errorf("node memory %d bytes is below the 64 MiB a node's engine needs", c.Memory)
+	case c.Disk < 64<<20:
+		return c, fmt.Errorf("node disk %d bytes is below the 64 MiB a node's engine needs", c.Disk)
 	case c.CPUs < 0 || c.Pids < 64:
 		return c, fmt.Errorf("node limits too small: %v CPUs, %d pids (at least 64 pids)", c.CPUs, c.Pids)
 	case len(c.KeySecret) < 32:

@@ -5,24 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 )
 
 // Driver makes and manages nodes on one Docker engine. It is safe for concurrent use.
 type Driver struct {
-	cfg      Config
-	docker   *client.Client
-	log      *slog.Logger
-	security Security    // the profile in use (never SecurityAuto)
-	network  NetworkKind // the kind in use (never NetworkAuto)
-	swarm    bool        // the engine is in swarm mode, so containers on overlays leave through docker_gwbridge
-	features Features
+	cfg       Config
+	docker    *client.Client
+	log       *slog.Logger
+	isolation Isolation   // the isolation in use (never IsolationAuto)
+	network   NetworkKind // the kind in use (never NetworkAuto)
+	swarm     bool        // the engine is in swarm mode, so containers on overlays leave through docker_gwbridge
+	nodeDisks bool        // the engine's runtime gives each node a disk of cfg.Disk bytes (sandlot-runtime)
+	seccomp   string      // the nodes' seccomp profile, JSON
+	features  Features
 }
 
 // subnetMu serialises the choice of session subnets among all drivers of this process: overlay networks meet
@@ -30,19 +34,27 @@ type Driver struct {
 // same engine are caught by the engine when they create a bridge or an overlay over a taken subnet.
 var subnetMu sync.Mutex
 
-// New connects to the engine at DOCKER_HOST (or the default socket), checks that it answers and has the node
-// image, probes which security profile it runs and what the kernel offers, and puts the host firewall rules in
-// place. Every failure says what is wrong and how to fix it; none of them hangs.
+// New connects to the engine (Config.Engine), checks that it answers and has the node image, chooses the
+// isolation and checks with a probe that the engine runs it and what the kernel offers, and puts the host firewall
+// rules in place. Every failure says what is wrong and how to fix it; none of them hangs.
 func New(ctx context.Context, cfg Config) (*Driver, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.Engine != "" {
+		opts = append(opts, client.WithHost(cfg.Engine))
 	}
-	d := &Driver{cfg: cfg, docker: docker, log: cfg.Logger}
+	docker, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client for %s: %w", cfg.Engine, err)
+	}
+	profile, err := nodeSeccomp()
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{cfg: cfg, docker: docker, log: cfg.Logger, seccomp: profile}
 	if err := d.init(ctx); err != nil {
 		docker.Close()
 		return nil, err
@@ -65,26 +77,34 @@ func (d *Driver) init(ctx context.Context) error {
 		}
 		return fmt.Errorf("inspect node image %s: %w", d.cfg.Image, err)
 	}
-	if err := d.chooseNetwork(ctx); err != nil {
+	info, err := d.docker.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("engine info: %w", err)
+	}
+	if err := d.chooseNetwork(info); err != nil {
 		return err
 	}
-	if err := d.probe(ctx); err != nil {
+	remapped := slices.Contains(info.SecurityOptions, "name=userns")
+	nodeDisks := d.cfg.Storage == StorageVolume && info.DefaultRuntime == nodeRuntime
+	if err := d.chooseIsolation(ctx, remapped, nodeDisks); err != nil {
 		return err
 	}
 	if err := d.applyFirewall(ctx); err != nil {
 		return err
 	}
 	d.log.Info("node driver ready", "engine", d.docker.DaemonHost(), "image", d.cfg.Image,
-		"network", d.network, "security", d.security, "subnet_pool", d.cfg.SubnetPool.String(),
-		"storage", d.cfg.Storage, "disk_limit", d.DiskLimit() > 0)
+		"network", d.network, "isolation", d.isolation, "subnet_pool", d.cfg.SubnetPool.String(),
+		"storage", d.cfg.Storage, "disk", d.DiskMechanism())
+	if w := IsolationWarning(d.isolation); w != "" {
+		d.log.Warn(w)
+	}
 	return nil
 }
 
-func (d *Driver) chooseNetwork(ctx context.Context) error {
-	info, err := d.docker.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("engine info: %w", err)
-	}
+// nodeRuntime is the name the node engine gives sandlot-runtime (ops/node-engine).
+const nodeRuntime = "sandlot"
+
+func (d *Driver) chooseNetwork(info system.Info) error {
 	d.swarm = info.Swarm.LocalNodeState == swarm.LocalNodeStateActive
 	manager := d.swarm && info.Swarm.ControlAvailable
 	switch {
@@ -107,8 +127,8 @@ func (d *Driver) Close() error { return d.docker.Close() }
 // NetworkKind is the kind of network sessions get on this engine.
 func (d *Driver) NetworkKind() NetworkKind { return d.network }
 
-// Security is the profile nodes run with on this engine.
-func (d *Driver) Security() Security { return d.security }
+// Isolation is how nodes are isolated from the host on this engine.
+func (d *Driver) Isolation() Isolation { return d.isolation }
 
 // Features is what the probe found in the kernel.
 func (d *Driver) Features() Features { return d.features }
@@ -118,15 +138,28 @@ func (d *Driver) Limits() Limits {
 	return Limits{Memory: d.cfg.Memory, CPUs: d.cfg.CPUs, Pids: d.cfg.Pids, Disk: d.DiskLimit()}
 }
 
-// DiskLimit is the size limit of a node's /var/lib/docker in bytes, or 0 where the storage cannot enforce one.
+// DiskLimit is the size of a node's disk in bytes, or 0 where nothing limits it.
 func (d *Driver) DiskLimit() int64 {
-	if d.cfg.Storage == StorageTmpfs {
-		return d.cfg.DiskSize
+	if d.cfg.Storage == StorageTmpfs || d.nodeDisks {
+		return d.cfg.Disk
 	}
 	return 0
 }
 
-// Limits are the resources of one node. A zero Disk means the size of /var/lib/docker is not limited.
+// DiskMechanism says in a few words what limits a node's disk, if anything does.
+func (d *Driver) DiskMechanism() string {
+	switch {
+	case d.nodeDisks:
+		return fmt.Sprintf("%d MiB per node for everything it writes (its own ext4 filesystem, made by sandlot-runtime)",
+			d.cfg.Disk>>20)
+	case d.cfg.Storage == StorageTmpfs:
+		return fmt.Sprintf("%d MiB tmpfs on /var/lib/docker, counted against the node's memory; the root filesystem "+
+			"is not limited", d.cfg.Disk>>20)
+	}
+	return "not limited (the engine's runtime makes no node disks: use the node engine, or --storage tmpfs)"
+}
+
+// Limits are the resources of one node. A zero Disk means its disk is not limited.
 type Limits struct {
 	Memory int64   `json:"memory_bytes"`
 	CPUs   float64 `json:"cpus"`
@@ -170,3 +203,6 @@ func (d *Driver) HostMemory(ctx context.Context) (int64, error) {
 	}
 	return info.MemTotal, nil
 }
+
+// Engine is the address of the engine nodes run on.
+func (d *Driver) Engine() string { return d.docker.DaemonHost() }

@@ -7,6 +7,7 @@ var (
 	ErrEngineUnreachable = errors.New("docker engine unreachable")
 	ErrImageMissing      = errors.New("node image missing")
 	ErrKernelFeature     = errors.New("kernel feature missing")
+	ErrIsolation         = errors.New("node isolation unavailable")
 	ErrInvalid           = errors.New("invalid argument")
 	ErrNotFound          = errors.New("not found")
 	ErrExists            = errors.New("already exists")

@@ -143,15 +143,20 @@ func (d *Driver) removeQuietly(ctx context.Context, session, name, id, p string)
 	_ = d.sh(ctx, session, name, id, `rm -f -- "$1"`, p)
 }
 
-// ReadFile opens the regular file at path p in a node (running or stopped) and returns its bytes as they stream
-// from the engine. A symlink is followed. The caller must close the reader. A directory is ErrIsDir; a missing file,
-// ErrNotFound; anything else that is not a regular file, ErrInvalid.
+// ReadFile opens the regular file at path p in a node and returns its bytes as they stream from the engine. A
+// symlink is followed. The caller must close the reader. A directory is ErrIsDir; a missing file, ErrNotFound;
+// anything else that is not a regular file, ErrInvalid. A stopped node can be read unless it has a disk of its own
+// (which is mounted only while it runs): then it is ErrNotRunning.
 func (d *Driver) ReadFile(ctx context.Context, session, name, p string) (io.ReadCloser, FileInfo, error) {
 	p, err := CleanPath(p)
 	if err != nil {
 		return nil, FileInfo{}, err
 	}
-	id, err := d.containerID(ctx, session, name)
+	nodeID := d.containerID
+	if d.nodeDisks {
+		nodeID = d.runningNode
+	}
+	id, err := nodeID(ctx, session, name)
 	if err != nil {
 		return nil, FileInfo{}, err
 	}

@@ -286,7 +286,11 @@ func TestFiles(t *testing.T) {
 		if err := d.Stop(ctx, session, "node1"); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := mustRead(t, "/root/keep.txt"); string(got) != "old" {
+		if d.nodeDisks {
+			if _, _, err := d.ReadFile(ctx, session, "node1", "/root/keep.txt"); !errors.Is(err, ErrNotRunning) {
+				t.Fatalf("read in a stopped node whose disk is not mounted: %v", err)
+			}
+		} else if got, _ := mustRead(t, "/root/keep.txt"); string(got) != "old" {
 			t.Fatalf("read in a stopped node: %q", got)
 		}
 		if err := write("/root/keep.txt", 0, []byte("new")); !errors.Is(err, ErrNotRunning) {

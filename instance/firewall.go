@@ -15,10 +15,15 @@ import (
 //
 //	SANDLOT-INPUT   (jumped to first from INPUT): replies pass; new connections from nodes to any host address are
 //	                rejected.
-//	SANDLOT-FORWARD (jumped to first from DOCKER-USER): nodes may not reach link-local addresses, nor anything
-//	                the host publishes through DNAT; and no packet for a pool address is forwarded anywhere but
+//	SANDLOT-FORWARD (jumped to first from DOCKER-USER): replies pass (the node engine's host reaches nodes from a
+//	                link-local address through the engine's network namespace); nodes may not reach link-local
+//	                addresses, nor anything the host publishes through DNAT; and no packet for a pool address is
+//	                forwarded anywhere but
 //	                onto a Sandlot bridge (sl-*), so that a node on an overlay network, whose default route is the
 //	                host, cannot reach another session's addresses through it, nor send them off the host.
+//
+// For IPv6 (which a node's root can turn on in its own network namespace, and so reach the host's link-local
+// addresses), nothing from or to a Sandlot bridge passes at all.
 //
 // Nodes are recognised by their source address (the subnet pool). On overlay session networks a node's traffic
 // leaves through the host's docker_gwbridge with another address, so when the engine is in swarm mode the rules
@@ -37,6 +42,7 @@ func firewallScript(pool string, swarm bool) string {
 	fmt.Fprintf(&b, `for c in %[1]s %[2]s; do $ipt -N $c 2>/dev/null || true; $ipt -F $c; done
 $ipt -A %[1]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
 $ipt -A %[1]s -s %[3]s -j REJECT
+$ipt -A %[2]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
 $ipt -A %[2]s -s %[3]s -d 169.254.0.0/16 -j REJECT
 $ipt -A %[2]s -s %[3]s -m conntrack --ctstate DNAT -j REJECT
 $ipt -A %[2]s -d %[3]s ! -o sl-+ -j REJECT
@@ -50,19 +56,33 @@ $ipt -A %[2]s -i docker_gwbridge -d 169.254.0.0/16 -j REJECT
 hook=FORWARD
 $ipt -n -L DOCKER-USER >/dev/null 2>&1 && hook=DOCKER-USER
 $ipt -C $hook -j %[2]s 2>/dev/null || $ipt -I $hook 1 -j %[2]s
+for c in %[1]s %[2]s; do $ip6t -N $c 2>/dev/null || true; $ip6t -F $c; done
+$ip6t -A %[1]s -i sl-+ -j DROP
+$ip6t -A %[2]s -i sl-+ -j DROP
+$ip6t -A %[2]s -o sl-+ -j DROP
+`, firewallInput, firewallForward)
+	if swarm {
+		fmt.Fprintf(&b, `$ip6t -A %[1]s -i docker_gwbridge -j DROP
+$ip6t -A %[2]s -i docker_gwbridge -j DROP
+`, firewallInput, firewallForward)
+	}
+	fmt.Fprintf(&b, `$ip6t -C INPUT -j %[1]s 2>/dev/null || $ip6t -I INPUT 1 -j %[1]s
+$ip6t -C FORWARD -j %[2]s 2>/dev/null || $ip6t -I FORWARD 1 -j %[2]s
 `, firewallInput, firewallForward)
 	b.WriteString(listRules)
 	return b.String()
 }
 
-// pickBackend sets $ipt to the iptables backend the engine uses: the one where Docker's own chain exists.
-const pickBackend = `ipt=iptables-nft
-iptables-legacy -n -L DOCKER-USER >/dev/null 2>&1 && ! iptables-nft -n -L DOCKER-USER >/dev/null 2>&1 && ipt=iptables-legacy
+// pickBackend sets $ipt and $ip6t to the iptables backend the engine uses: the one where Docker's own chain exists.
+const pickBackend = `ipt=iptables-nft ip6t=ip6tables-nft
+iptables-legacy -n -L DOCKER-USER >/dev/null 2>&1 && ! iptables-nft -n -L DOCKER-USER >/dev/null 2>&1 &&
+	ipt=iptables-legacy ip6t=ip6tables-legacy
 `
 
-// listRules prints the chains that matter, with $ipt set.
+// listRules prints the chains that matter, with $ipt and $ip6t set (IPv6 rules with the prefix "ip6 ").
 const listRules = `$ipt -S INPUT; $ipt -S DOCKER-USER 2>/dev/null || $ipt -S FORWARD
 $ipt -S ` + firewallInput + `; $ipt -S ` + firewallForward + `
+{ $ip6t -S INPUT; $ip6t -S FORWARD; $ip6t -S ` + firewallInput + `; $ip6t -S ` + firewallForward + `; } | sed 's/^/ip6 /'
 `
 
 func (d *Driver) applyFirewall(ctx context.Context) error {
@@ -84,5 +104,8 @@ func (d *Driver) runFirewallHelper(ctx context.Context, role, script string) (st
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	hc := &container.HostConfig{NetworkMode: "host", CapAdd: []string{"NET_ADMIN", "NET_RAW"}}
-	return d.runHelper(ctx, role, []string{"/bin/sh", "-c", script}, hc)
+	if d.isolation == IsolationUserns {
+		hc.UsernsMode = "host" // an engine that remaps users shares its network namespace only so
+	}
+	return d.runHelper(ctx, role, []string{"/bin/sh", "-c", script}, nil, hc)
 }

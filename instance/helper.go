@@ -15,10 +15,11 @@ const systemSession = "system"
 
 // runHelper runs cmd in a throwaway container of the node image and returns its stdout. It fails, with the
 // output, when the command exits non-zero. The container is removed whatever happens.
-func (d *Driver) runHelper(ctx context.Context, role string, cmd []string, hc *container.HostConfig) (string, error) {
+func (d *Driver) runHelper(ctx context.Context, role string, cmd, env []string, hc *container.HostConfig) (string, error) {
 	cfg := &container.Config{
 		Image:      d.cfg.Image,
 		Entrypoint: cmd,
+		Env:        env,
 		Labels:     d.labels(systemSession, role),
 	}
 	created, err := d.docker.ContainerCreate(ctx, cfg, hc, nil, nil, "")
@@ -27,7 +28,8 @@ func (d *Driver) runHelper(ctx context.Context, role string, cmd []string, hc *c
 	}
 	defer func() {
 		// Removal must happen even when ctx is done, or the helper would outlive us.
-		_ = d.docker.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
+		_ = d.docker.ContainerRemove(context.WithoutCancel(ctx), created.ID,
+			container.RemoveOptions{Force: true, RemoveVolumes: true})
 	}()
 	waitC, errC := d.docker.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
 	if err := d.docker.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {

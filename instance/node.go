@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,6 +107,9 @@ func (d *Driver) nodeConfig(session string, spec Spec, net Network, ip netip.Add
 			"SANDLOT_IP=" + ip.String(),
 		},
 	}
+	if d.nodeDisks {
+		cfg.Env = append(cfg.Env, diskEnv+"="+strconv.FormatInt(d.cfg.Disk, 10))
+	}
 	pids := d.cfg.Pids
 	hc := &container.HostConfig{
 		NetworkMode: container.NetworkMode(net.Name),
@@ -120,11 +124,11 @@ func (d *Driver) nodeConfig(session string, spec Spec, net Network, ip netip.Add
 		// /run is fresh at every boot, so a restarted node's engine finds no stale pid files or sockets.
 		Tmpfs: map[string]string{"/run": "rw,nosuid,nodev,exec,size=64m"},
 	}
-	applySecurity(hc, d.security)
+	applyIsolation(hc, d.isolation, d.seccomp)
 	// /var/lib/docker must not be on the container's overlay root: the inner overlay2 cannot stack on overlay.
 	if d.cfg.Storage == StorageTmpfs {
 		hc.Mounts = []mount.Mount{{Type: mount.TypeTmpfs, Target: "/var/lib/docker",
-			TmpfsOptions: &mount.TmpfsOptions{SizeBytes: d.cfg.DiskSize}}}
+			TmpfsOptions: &mount.TmpfsOptions{SizeBytes: d.cfg.Disk}}}
 	} else {
 		hc.Mounts = []mount.Mount{{Type: mount.TypeVolume, Target: "/var/lib/docker",
 			VolumeOptions: &mount.VolumeOptions{Labels: labels}}}

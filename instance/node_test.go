@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,9 @@ func TestNodesCannotReachHost(t *testing.T) {
 					hostAddrs = append(hostAddrs, a)
 				}
 			}
-			if kind == NetworkBridge {
+			// The session's gateway is the host's where the engine's bridges are in the host's network namespace
+			// (not so on the node engine, whose namespace is its own).
+			if kind == NetworkBridge && slices.Contains(hostIPv4s(t), sessionNet.Gateway.String()) {
 				hostAddrs = append(hostAddrs, sessionNet.Gateway.String())
 			}
 			for _, addr := range hostAddrs {
@@ -142,6 +145,11 @@ func TestNodesCannotReachHost(t *testing.T) {
 				"-A SANDLOT-INPUT -s " + pool + " -j REJECT",
 				"-A SANDLOT-FORWARD -s " + pool + " -d 169.254.0.0/16 -j REJECT",
 				"-A SANDLOT-FORWARD -d " + pool + " ! -o sl-+ -j REJECT",
+				"ip6 -A INPUT -j SANDLOT-INPUT",
+				"ip6 -A FORWARD -j SANDLOT-FORWARD",
+				"ip6 -A SANDLOT-INPUT -i sl-+ -j DROP",
+				"ip6 -A SANDLOT-FORWARD -i sl-+ -j DROP",
+				"ip6 -A SANDLOT-FORWARD -o sl-+ -j DROP",
 			}
 			if kind == NetworkOverlay {
 				want = append(want, "-A SANDLOT-INPUT -i docker_gwbridge -j REJECT",
@@ -193,7 +201,7 @@ func TestLimitsHold(t *testing.T) {
 			if code != 137 {
 				t.Fatalf("inner memory hog exited %d, want 137 (killed): %s", code, out)
 			}
-			if want := "/docker/" + nodes[0].ContainerID + "/docker/"; !strings.Contains(out, want) {
+			if want := "/" + nodes[0].ContainerID + "/docker/"; !strings.Contains(out, want) {
 				t.Errorf("the inner container's memory cgroup is not nested under the node's (%s): %s", want, out)
 			}
 			if got := sh(t, d, session, "node1", "docker inspect -f '{{.State.OOMKilled}} {{.HostConfig.Memory}}' hog"); got != "true 0" {
@@ -417,7 +425,7 @@ func TestClearErrors(t *testing.T) {
 // imported at boot: there is no volume for the seeded store to be copied into).
 func TestTmpfsStorageLimit(t *testing.T) {
 	const size = 256 << 20
-	d := newDriver(t, NetworkBridge, func(c *Config) { c.Storage, c.DiskSize = StorageTmpfs, size })
+	d := newDriver(t, NetworkBridge, func(c *Config) { c.Storage, c.Disk = StorageTmpfs, size })
 	if d.Limits().Disk != size {
 		t.Fatalf("limits: %+v", d.Limits())
 	}

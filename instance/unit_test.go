@@ -96,31 +96,36 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestFeatures(t *testing.T) {
-	all := "bridge=yes\nveth=yes\nvxlan=yes\noverlayfs=yes\niptables-nat=yes\nipvs=yes\nnetem=yes\nprobe=done\n"
-	f, err := parseFeatures(all)
+func TestProbe(t *testing.T) {
+	all := "bridge=yes\nveth=yes\nvxlan=yes\noverlayfs=yes\niptables-nat=yes\nipvs=yes\nnetem=yes\n" +
+		"userns-root=100000\ncgroups-own=0\ndisk-bytes=67108864\nstore-bytes=67108864\nprobe=done\n"
+	p, err := parseProbe(all)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if notes, err := f.Check(); err != nil || len(notes) != 0 {
+	if p.usernsRoot != 100000 || !p.cgroupsOwn || p.disk != 64<<20 || p.store != 64<<20 {
+		t.Fatalf("probe read as %+v", p)
+	}
+	if notes, err := p.features.Check(); err != nil || len(notes) != 0 {
 		t.Fatalf("all present: notes %v, err %v", notes, err)
 	}
 
-	f, err = parseFeatures(strings.NewReplacer("ipvs=yes", "ipvs=no", "netem=yes", "netem=no").Replace(all))
+	p, err = parseProbe(strings.NewReplacer("ipvs=yes", "ipvs=no", "netem=yes", "netem=no", "cgroups-own=0",
+		"cgroups-own=65534").Replace(all))
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes, err := f.Check()
-	if err != nil || len(notes) != 2 || !strings.Contains(strings.Join(notes, "\n"), "routing mesh") {
-		t.Fatalf("optional missing: notes %v, err %v", notes, err)
+	notes, err := p.features.Check()
+	if err != nil || len(notes) != 2 || !strings.Contains(strings.Join(notes, "\n"), "routing mesh") || p.cgroupsOwn {
+		t.Fatalf("optional missing: notes %v, err %v, cgroups own %v", notes, err, p.cgroupsOwn)
 	}
 
-	f, _ = parseFeatures(strings.Replace(all, "bridge=yes", "bridge=no", 1))
-	if _, err := f.Check(); !errors.Is(err, ErrKernelFeature) || !strings.Contains(err.Error(), "bridge") {
+	p, _ = parseProbe(strings.Replace(all, "bridge=yes", "bridge=no", 1))
+	if _, err := p.features.Check(); !errors.Is(err, ErrKernelFeature) || !strings.Contains(err.Error(), "bridge") {
 		t.Fatalf("bridge missing: err = %v", err)
 	}
 
-	if _, err := parseFeatures("bridge=yes\n"); err == nil {
+	if _, err := parseProbe("bridge=yes\n"); err == nil {
 		t.Fatal("an unfinished probe was accepted")
 	}
 }
@@ -139,7 +144,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		}
 	}
 	bad := []Config{
-		{Network: "mesh"}, {Security: "none"}, {Storage: "nfs"},
+		{Network: "mesh"}, {Isolation: "none"}, {Storage: "nfs"},
 		{SubnetPool: netip.MustParsePrefix("fd00::/64")},
 		{SubnetBits: 8}, {SubnetBits: 30},
 		{Memory: 1 << 20}, {Pids: 10},

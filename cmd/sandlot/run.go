@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/sandlot/sandlot/instance"
@@ -16,7 +17,7 @@ const usage = `usage: sandlot <command> [flags]
 
 commands:
   serve   run the server (sandlot serve -h lists its flags)
-  check   check the Docker engine, node image, security profile, kernel features and host firewall
+  check   check the Docker engine, node image, isolation, node disks, kernel features and host firewall
   gc      remove what sessions left behind: --session ID (repeatable) or --all
 
 Every flag can also be set as SANDLOT_<FLAG> (SANDLOT_LISTEN=:9090, SANDLOT_NETWORK=bridge, ...) or in a JSON
@@ -93,26 +94,31 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 
 // nodeSettings are the flags that configure nodes.
 type nodeSettings struct {
-	image, network, security, storage *string
-	memoryMiB, pids                   *int64
-	cpus                              *float64
+	engine, image, network, isolation, storage *string
+	memoryMiB, pids                            *int64
+	disk                                       *size
+	cpus                                       *float64
 }
 
 func nodeFlags(fs *flag.FlagSet) nodeSettings {
-	return nodeSettings{
+	n := nodeSettings{
+		engine:    fs.String("engine", "", "Docker engine for nodes (unix:///path, tcp://...); empty: $DOCKER_HOST, else the node engine's socket if it exists, else the default socket"),
 		image:     fs.String("image", "sandlot/node:latest", "node image"),
 		network:   fs.String("network", "auto", "session networks: auto (overlay on a swarm manager, else bridge), bridge, overlay"),
-		security:  fs.String("security", "auto", "node security profile: auto, caps, privileged"),
-		storage:   fs.String("storage", "volume", "a node's /var/lib/docker: volume (no size limit) or tmpfs (limited)"),
+		isolation: fs.String("isolation", "auto", "node isolation: auto (userns where the engine runs it), userns, caps or privileged (caps and privileged: trusted installs only, learners can become root on the host)"),
+		storage:   fs.String("storage", "volume", "a node's /var/lib/docker: volume (on the node's disk) or tmpfs (counted against its memory)"),
 		memoryMiB: fs.Int64("node-memory", 1024, "memory limit of a node in MiB, inner containers included"),
 		pids:      fs.Int64("node-pids", 1024, "process limit of a node"),
 		cpus:      fs.Float64("node-cpus", 1, "CPU limit of a node"),
+		disk:      &size{bytes: 10 << 30},
 	}
+	fs.Var(n.disk, "node-disk", "disk of a node for everything it writes (10GiB, 512MiB; a plain number is MiB)")
+	return n
 }
 
 func (n nodeSettings) config() instance.Config {
-	return instance.Config{Image: *n.image, Network: instance.NetworkKind(*n.network),
-		Security: instance.Security(*n.security), Storage: instance.Storage(*n.storage),
+	return instance.Config{Engine: *n.engine, Image: *n.image, Network: instance.NetworkKind(*n.network),
+		Isolation: instance.Isolation(*n.isolation), Storage: instance.Storage(*n.storage), Disk: n.disk.bytes,
 		Memory: *n.memoryMiB << 20, Pids: *n.pids, CPUs: *n.cpus}
 }
 
@@ -123,12 +129,13 @@ func newDriver(ctx context.Context, cfg instance.Config, stderr io.Writer) (*ins
 
 func report(d *instance.Driver, w io.Writer) {
 	l := d.Limits()
-	fmt.Fprintf(w, "engine ok; sessions get %s networks; nodes run with the %s profile\n", d.NetworkKind(), d.Security())
-	disk := "not limited (the engine's volume driver cannot)"
-	if l.Disk > 0 {
-		disk = fmt.Sprintf("%d MiB", l.Disk>>20)
+	fmt.Fprintf(w, "engine %s ok; sessions get %s networks\n", d.Engine(), d.NetworkKind())
+	fmt.Fprintf(w, "isolation: %s\n", d.Isolation())
+	if warning := instance.IsolationWarning(d.Isolation()); warning != "" {
+		fmt.Fprintf(w, "WARNING: %s\n", warning)
 	}
-	fmt.Fprintf(w, "node limits: %d MiB memory, %.2g CPUs, %d pids, disk %s\n", l.Memory>>20, l.CPUs, l.Pids, disk)
+	fmt.Fprintf(w, "node limits: %d MiB memory, %.2g CPUs, %d pids\n", l.Memory>>20, l.CPUs, l.Pids)
+	fmt.Fprintf(w, "node disk: %s\n", d.DiskMechanism())
 	var missing []string
 	for name, ok := range d.Features() {
 		if !ok {
@@ -138,6 +145,29 @@ func report(d *instance.Driver, w io.Writer) {
 	if len(missing) > 0 {
 		fmt.Fprintf(w, "kernel lacks (optional): %s\n", strings.Join(missing, ", "))
 	}
+}
+
+// size is a flag of bytes written with a unit: 10GiB, 10G, 512MiB, 512M; a plain number is MiB.
+type size struct{ bytes int64 }
+
+func (s *size) String() string {
+	if s.bytes%(1<<30) == 0 {
+		return fmt.Sprintf("%dGiB", s.bytes>>30)
+	}
+	return fmt.Sprintf("%dMiB", s.bytes>>20)
+}
+
+func (s *size) Set(v string) error {
+	num := strings.TrimRight(v, "KMGTBikmgtb")
+	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(v[len(num):]), "B"), "I")
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	shift := map[string]uint{"": 20, "K": 10, "M": 20, "G": 30, "T": 40}
+	sh, ok := shift[unit]
+	if err != nil || !ok || n <= 0 || n > 1<<(62-sh) {
+		return fmt.Errorf("%q is not a size like 10GiB or 512MiB", v)
+	}
+	s.bytes = n << sh
+	return nil
 }
 
 type stringList []string

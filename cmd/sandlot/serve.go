@@ -165,7 +165,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "capacity", capacity, "network", driver.NetworkKind(),
-		"security", driver.Security())
+		"isolation", driver.Isolation())
 	fmt.Fprintf(stdout, "Sandlot is serving on %s\n", publicURL(ln.Addr()))
 
 	select {
