@@ -206,3 +206,7 @@ func (d *Driver) HostMemory(ctx context.Context) (int64, error) {
 
 // Engine is the address of the engine nodes run on.
 func (d *Driver) Engine() string { return d.docker.DaemonHost() }
+
+// SeccompProfile is the seccomp profile nodes run with, as JSON (for tools that start nodes by hand, such as the
+// benchmarks' plain paths).
+func (d *Driver) SeccompProfile() string { return d.seccomp }

@@ -6,7 +6,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -111,6 +113,15 @@ func BenchmarkQuotaCheck(b *testing.B) {
 // with docker commands (ops/bench/swarm-by-hand), alternating in one run; reports both medians and the ratio.
 func BenchmarkSwarm3m2w(b *testing.B) {
 	s := newServer(b, redistest.New(b), serverOpts{})
+	// By hand, the same nodes: the same seccomp profile and, where Sandlot's nodes have one, the same disk.
+	profile := filepath.Join(b.TempDir(), "seccomp.json")
+	if err := os.WriteFile(profile, []byte(driver(b).SeccompProfile()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	handEnv := append(os.Environ(), "SECCOMP="+profile)
+	if disk := driver(b).Limits().Disk; disk > 0 {
+		handEnv = append(handEnv, fmt.Sprintf("DISK=%d", disk))
+	}
 	var ours, hand []time.Duration
 	for i := 0; i < b.N; i++ {
 		runOurs := func() {
@@ -122,7 +133,9 @@ func BenchmarkSwarm3m2w(b *testing.B) {
 		runHand := func() {
 			label := "benchhand" + randomHex(4)
 			start := time.Now()
-			out, err := exec.Command("../ops/bench/swarm-by-hand", label).CombinedOutput()
+			cmd := exec.Command("../ops/bench/swarm-by-hand", label)
+			cmd.Env = handEnv
+			out, err := cmd.CombinedOutput()
 			hand = append(hand, time.Since(start))
 			if err := driver(b).DeleteSession(context.Background(), label); err != nil {
 				b.Error(err)

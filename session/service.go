@@ -305,11 +305,16 @@ func (s *Service) networkAndInstance(ctx context.Context, id, hostname string) (
 
 // createInstance names, makes and records one node; its quota is already reserved.
 func (s *Service) createInstance(ctx context.Context, id, hostname string) (Instance, error) {
-	start := time.Now()
 	name, err := s.store.AllocateName(ctx, id, hostname)
 	if err != nil {
 		return Instance{}, err
 	}
+	return s.makeInstance(ctx, id, name, hostname)
+}
+
+// makeInstance makes and records the node a name was allocated for.
+func (s *Service) makeInstance(ctx context.Context, id, name, hostname string) (Instance, error) {
+	start := time.Now()
 	made, err := s.nodes.Create(ctx, id, instance.Spec{Name: name, Hostname: hostname,
 		Started: func() { s.prewarm(id, name) }})
 	if err != nil {
@@ -441,46 +446,88 @@ func (s *Service) setup(ctx context.Context, id string, t Template, releaseOnFai
 			}
 		}
 	}()
-
-	if _, err := s.nodes.CreateNetwork(ctx, id); err != nil {
+	release := func(n int) {
 		if releaseOnFailure {
-			for range t.Nodes() {
+			for range n {
 				_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
 			}
 		}
+	}
+	if _, err := s.nodes.CreateNetwork(ctx, id); err != nil {
+		release(t.Nodes())
 		return fmt.Errorf("session network: %w", err)
 	}
-	made := make([]Instance, t.Nodes())
-	errs := make([]error, t.Nodes())
-	var wg sync.WaitGroup
-	for i := range made {
-		wg.Add(1)
+	// Names first (node1 is the first manager), then every node at once.
+	names := make([]string, t.Nodes())
+	for i := range names {
+		name, err := s.store.AllocateName(ctx, id, "")
+		if err != nil {
+			for _, n := range names[:i] {
+				_ = s.store.DeleteInstance(context.WithoutCancel(ctx), id, n)
+			}
+			release(t.Nodes())
+			return err
+		}
+		names[i] = name
+	}
+	nodes := make([]*pendingNode, len(names))
+	for i, name := range names {
+		nodes[i] = &pendingNode{done: make(chan struct{})}
 		go func() {
-			defer wg.Done()
-			made[i], errs[i] = s.createInstance(ctx, id, "")
-			if errs[i] != nil && releaseOnFailure {
-				_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
+			defer close(nodes[i].done)
+			if nodes[i].in, nodes[i].err = s.makeInstance(ctx, id, name, ""); nodes[i].err != nil {
+				release(1)
 			}
 		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	sortInstances(made)
+	var swarmErr error
 	if t.Swarm {
-		if err := s.formSwarm(ctx, id, made, t.Managers); err != nil {
-			return fmt.Errorf("form the swarm: %w", err)
-		}
+		swarmErr = s.formSwarm(ctx, id, nodes, t.Managers)
+	}
+	var nodeErrs []error
+	for _, n := range nodes { // every node made or failed, whatever happened to the swarm
+		<-n.done
+		nodeErrs = append(nodeErrs, n.err)
+	}
+	if err := errors.Join(nodeErrs...); err != nil {
+		return err // the cause: the swarm failed for it, if it did
+	}
+	if swarmErr != nil {
+		return fmt.Errorf("form the swarm: %w", swarmErr)
 	}
 	s.metrics.setupSeconds.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
 	return nil
 }
 
-// formSwarm makes node1 the first manager, joins the other managers one by one (raft admits one member at a
-// time) and the workers all at once, then waits until node1 sees every node Ready.
-func (s *Service) formSwarm(ctx context.Context, id string, nodes []Instance, managers int) error {
-	first := nodes[0]
+// pendingNode is a node being made: done is closed once in or err is set.
+type pendingNode struct {
+	done chan struct{}
+	in   Instance
+	err  error
+}
+
+// formSwarm forms a swarm of the nodes (in name order) as they come up, without waiting for all of them: node1
+// inits as soon as its engine answers; the other managers join one at a time (raft admits one member at a time),
+// each as soon as it is up and the one before has joined; workers join as soon as they are up, beside the managers.
+// Then it waits until node1 sees every node Ready. A node that fails to be made stops the swarm.
+func (s *Service) formSwarm(ctx context.Context, id string, nodes []*pendingNode, managers int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	up := func(n *pendingNode) (Instance, error) {
+		select {
+		case <-n.done:
+			if n.err != nil {
+				cancel(n.err)
+			}
+			return n.in, n.err
+		case <-ctx.Done():
+			return Instance{}, context.Cause(ctx)
+		}
+	}
+	first, err := up(nodes[0])
+	if err != nil {
+		return err
+	}
 	if _, err := s.sh(ctx, id, first.Name, "docker swarm init --advertise-addr "+first.IP); err != nil {
 		return err
 	}
@@ -492,21 +539,25 @@ func (s *Service) formSwarm(ctx context.Context, id string, nodes []Instance, ma
 		}
 		tokens[role] = strings.TrimSpace(out)
 	}
-	join := func(n Instance, role string) error {
-		_, err := s.sh(ctx, id, n.Name, fmt.Sprintf("docker swarm join --advertise-addr %s --token %s %s:2377",
-			n.IP, tokens[role], first.IP))
-		return err
-	}
-	for _, n := range nodes[1:managers] {
-		if err := join(n, "manager"); err != nil {
-			return err
+	join := func(n *pendingNode, role string) error {
+		in, err := up(n)
+		if err == nil {
+			_, err = s.sh(ctx, id, in.Name, fmt.Sprintf("docker swarm join --advertise-addr %s --token %s %s:2377",
+				in.IP, tokens[role], first.IP))
 		}
+		if err != nil {
+			cancel(err)
+		}
+		return err
 	}
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
-	for i, n := range nodes[managers:] {
+	for i := managers; i < len(nodes); i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = join(n, "worker") }()
+		go func() { defer wg.Done(); errs[i] = join(nodes[i], "worker") }()
+	}
+	for i := 1; i < managers && errs[i-1] == nil; i++ {
+		errs[i] = join(nodes[i], "manager")
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -519,7 +570,7 @@ func (s *Service) formSwarm(ctx context.Context, id string, nodes []Instance, ma
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not every node became Ready: %w", ctx.Err())
+			return fmt.Errorf("not every node became Ready: %w", context.Cause(ctx))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -158,7 +158,7 @@ func (s *size) String() string {
 }
 
 func (s *size) Set(v string) error {
-	num := strings.TrimRight(v, "KMGTBikmgtb")
+	num := strings.TrimRight(v, "KMGTBIkmgtbi")
 	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(v[len(num):]), "B"), "I")
 	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 	shift := map[string]uint{"": 20, "K": 10, "M": 20, "G": 30, "T": 40}
