@@ -47,18 +47,21 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 		return r, fmt.Errorf("list containers of session %s: %w", session, err)
 	}
 	var errs []error
-	for _, c := range containers {
-		if c.Labels[LabelSession] != session {
-			continue
-		}
-		err := d.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		switch {
-		case err == nil:
-			r.Containers++
-		case !cerrdefs.IsNotFound(err):
-			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
+	removeContainers := func(containers []container.Summary) {
+		for _, c := range containers {
+			if c.Labels[LabelSession] != session {
+				continue
+			}
+			err := d.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			switch {
+			case err == nil:
+				r.Containers++
+			case !cerrdefs.IsNotFound(err):
+				errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
+			}
 		}
 	}
+	removeContainers(containers)
 	networks, err := d.docker.NetworkList(ctx, network.ListOptions{Filters: byLabel})
 	if err != nil {
 		return r, fmt.Errorf("list networks of session %s: %w", session, err)
@@ -84,6 +87,18 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 			continue
 		}
 		err := d.docker.VolumeRemove(ctx, v.Name, true)
+		// A container the engine was still making when it was listed (its maker killed midway) holds the volume:
+		// remove what the session has now, and try again.
+		for attempt := 0; err != nil && strings.Contains(err.Error(), "volume is in use") && attempt < 20; attempt++ {
+			if now, lerr := d.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel}); lerr == nil {
+				removeContainers(now)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+			err = d.docker.VolumeRemove(ctx, v.Name, true)
+		}
 		switch {
 		case err == nil:
 			r.Volumes++
