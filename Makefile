@@ -27,7 +27,7 @@ $(RUNTIME): $(GO_SOURCES)
 ## ui: the web page, built into frontend/dist (embedded by the next go build)
 ui: $(UI)
 
-$(UI): $(NODE_MODULES) $(shell find frontend/src -type f) frontend/build.mjs
+$(UI): $(NODE_MODULES) $(shell find frontend/src -type f) frontend/build.mjs frontend/openapi-types.mjs session/api/openapi.json
 	cd frontend && node build.mjs
 
 $(NODE_MODULES): frontend/package.json frontend/package-lock.json
@@ -71,9 +71,10 @@ test: host-browser images lint $(RUNTIME)
 		SANDLOT_REQUIRE_DOCKER=1 $(GO) test -race -count=1 -p 1 -timeout 30m ./... && \
 		ops/check-test-leaks --after .cache/sessions-before-test'
 
-## unit: the tests that need no engine (engine tests skip)
+## unit: the tests that need no engine, in seconds: engine tests skip without touching one (SANDLOT_NO_ENGINE=1);
+## the HTTP layer runs on in-memory nodes (session/memnodes) and a private redis-server
 unit:
-	$(GO) test -count=1 ./...
+	SANDLOT_NO_ENGINE=1 DOCKER_HOST=unix:///nonexistent/make-unit-uses-no-engine $(GO) test -count=1 ./...
 
 lint: $(STATICCHECK) $(UI)
 	cd frontend && npx --no-install tsc --noEmit
@@ -91,11 +92,12 @@ bench: images host-browser $(UI) $(RUNTIME)
 
 bench-on-engine:
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench . -benchtime 7x -timeout 30m ./instance
-	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session
-	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session
-	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'KeystrokeEcho|TerminalThroughput' -benchtime 3x ./session
-	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer' -benchtime 4x ./terminal
-	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LabProxy' -benchtime 5x ./session
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'CreateSession|QuotaCheck' -benchtime 5x ./session/api
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'Swarm3m2w' -benchtime 5x -timeout 30m ./session/api
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'KeystrokeEcho|TerminalThroughput' -benchtime 5x ./session/api
+	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer|KeystrokeEcho|Throughput' -benchtime 4x ./terminal
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LabProxy' -benchtime 5x ./session/api
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ExecMemory' -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
 

@@ -375,7 +375,7 @@ func TestBrowserShowsTheEnd(t *testing.T) {
 		ID        string    `json:"id"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	p.eval(`fetch("/api/v1/sessions", {method: "POST", body: JSON.stringify({duration: "6s"})}).then(r => r.json())`, &s)
+	p.eval(`fetch("/api/v1/sessions", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({duration: "6s"})}).then(r => r.json())`, &s)
 	p.do("open the session", chromedp.Navigate(srv.url+"/s/"+s.ID))
 	p.waitJS("the countdown", `/^00:0\d left$/.test(document.querySelector("#time-left")?.innerText ?? "")`, 10*time.Second)
 	p.waitJS("the end", `document.querySelector(".ended .reason")?.dataset.reason === "expired"`, 20*time.Second)

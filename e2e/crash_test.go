@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sandlot/sandlot/internal/testengine"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/redis/go-redis/v9"
 )
@@ -110,7 +108,7 @@ func get(t *testing.T, url string, out any) {
 	}
 }
 
-// countLabelled counts the containers and networks of a session.
+// countLabelled counts what the engine holds of a session; an engine that does not answer fails the test.
 func countLabelled(t testing.TB, id string) int {
 	t.Helper()
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -118,10 +116,23 @@ func countLabelled(t testing.TB, id string) int {
 		t.Fatal(err)
 	}
 	defer docker.Close()
-	f := filters.NewArgs(filters.Arg("label", "sandlot.session="+id))
-	cs, _ := docker.ContainerList(context.Background(), container.ListOptions{All: true, Filters: f})
-	ns, _ := docker.NetworkList(context.Background(), network.ListOptions{Filters: f})
-	return len(cs) + len(ns)
+	left, err := testengine.Labelled(context.Background(), docker, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(left)
+}
+
+// A leak check must not read an engine that does not answer as "nothing left behind".
+func TestLeakCheckNeedsAnAnswer(t *testing.T) {
+	docker, err := client.NewClientWithOpts(client.WithHost("unix:///nonexistent/engine.sock"), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer docker.Close()
+	if left, err := testengine.Labelled(context.Background(), docker, "s1"); err == nil {
+		t.Fatalf("an engine that does not answer holds %v of the session, and no error", left)
+	}
 }
 
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {

@@ -81,7 +81,7 @@ func TestBrowserLab(t *testing.T) {
 	p.waitJS("the 8000 badge of the compose service", `!!document.querySelector('li.node[data-node="node1"] .port[data-port="8000"]')`, 15*time.Second)
 
 	// The WebSocket echo server, uploaded the same way, answers through the proxy from the lab's own origin.
-	wsecho, err := os.ReadFile("../session/testdata/wsecho.py")
+	wsecho, err := os.ReadFile("../session/api/testdata/wsecho.py")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestBrowserLab(t *testing.T) {
 	p.typeLine("(python3 wsecho.py >/dev/null 2>&1 &)")
 	p.waitJS("the 9000 badge", `!!document.querySelector('li.node[data-node="node1"] .port[data-port="9000"]')`, 15*time.Second)
 	var link struct{ URL string }
-	p.eval(fmt.Sprintf(`fetch("/api/v1/sessions/%s/instances/node1/ports/9000/link", {method: "POST", body: "{}"}).then(r => r.json())`, id), &link)
+	p.eval(fmt.Sprintf(`fetch("/api/v1/sessions/%s/instances/node1/ports/9000/link", {method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"}).then(r => r.json())`, id), &link)
 	labPage.do("open the echo server's origin", chromedp.Navigate(link.URL))
 	labPage.waitJS("the echo server's origin", `location.host.startsWith("node1-9000-")`, 10*time.Second)
 	labPage.waitJS("the echo through the proxy", `(() => {

@@ -1,9 +1,13 @@
 // Builds the page into dist/: index.html, and under assets/ the app's script and stylesheet (content-hashed
 // names, cached for ever) and sandlot-terminal.js (a stable name, for pages that embed a terminal).
-// `node build.mjs --tests` builds test/*.test.ts into dist-test/ for `node --test`.
+// `node build.mjs --tests` builds test/*.test.ts into dist-test/ for `node --test`. Both first write src/api-types.ts
+// from the API's OpenAPI document (openapi-types.mjs), which tsc then checks the page against.
 import * as esbuild from "esbuild";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
+import { writeTypes } from "./openapi-types.mjs";
+
+writeTypes("../session/api/openapi.json", "src/api-types.ts", "session/api/openapi.json");
 
 const common = { bundle: true, minify: true, target: "es2022", legalComments: "none", logLevel: "warning" };
 

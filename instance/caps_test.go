@@ -1,14 +1,12 @@
 package instance
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The caps isolation, for trusted installs, on an engine without user namespaces (SANDLOT_CAPS_ENGINE, the local
@@ -38,20 +36,7 @@ func TestCapsIsolationSmoke(t *testing.T) {
 		t.Errorf("the driver did not warn at start that learners can become root on the host: %q", logged.String())
 	}
 	session, _ := newSession(t, d)
-	nodes := createNodes(t, d, session, 2)
-	sh(t, d, session, "node1", "ping -c1 -W2 node2")
-	if got := sh(t, d, session, "node1", "docker run --rm busybox echo ok"); got != "ok" {
-		t.Fatalf("inner busybox printed %q", got)
-	}
-	sh(t, d, session, "node1", "docker swarm init --advertise-addr "+nodes[0].IP.String())
-	token := sh(t, d, session, "node1", "docker swarm join-token -q worker")
-	sh(t, d, session, "node2", fmt.Sprintf("docker swarm join --token %s %s:2377", token, nodes[0].IP))
-	eventually(t, 30*time.Second, func() error {
-		if out := sh(t, d, session, "node1", "docker node ls --format '{{.Status}}' | grep -c Ready"); out != "2" {
-			return fmt.Errorf("%s of 2 nodes Ready", out)
-		}
-		return nil
-	})
+	twoNodeSwarm(t, d, session)
 	if got := sh(t, d, session, "node1", "ssh node2 hostname"); got != "node2" {
 		t.Errorf("ssh node2 hostname: %q", got)
 	}

@@ -8,19 +8,26 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"github.com/sandlot/sandlot/internal/testengine"
 )
 
-// These tests run against the real engine at DOCKER_HOST or /var/run/docker.sock, with the node image built by
-// `make images`. Without an engine they are skipped, unless SANDLOT_REQUIRE_DOCKER=1 (as `make test` sets), when
-// they fail. For overlay session networks the engine must be a swarm manager: TestMain makes it one (advertising
-// 127.0.0.1) when it is not, and leaves the swarm again at the end.
+// These tests run against the real engine at DOCKER_HOST (the node engine under `make test`), with the node image
+// built by `make images`. Without an engine they are skipped, unless SANDLOT_REQUIRE_DOCKER=1 (as `make test` sets),
+// when they fail; with SANDLOT_NO_ENGINE=1 (`make unit`) they are skipped without touching one. For overlay session
+// networks the engine must be a swarm manager: the first test that needs the engine makes it one (advertising
+// 127.0.0.1) when it is not, before any node exists, and TestMain leaves the swarm again at the end.
 
-var overlayReady bool // the engine is a swarm manager for the length of the run
+var (
+	overlayReady bool // the engine is a swarm manager for the length of the run
+	swarmOnce    sync.Once
+	leaveSwarm   func()
+)
 
 // testOwner is the owner of everything these tests make, so that their GC never touches what other test packages
 // running at the same time (or a developer's server) made. A child process (TestGCChild) inherits it.
@@ -36,10 +43,9 @@ var testOwner = func() string {
 }()
 
 func TestMain(m *testing.M) {
-	leave := prepareSwarm()
 	code := m.Run()
-	if leave != nil {
-		leave()
+	if leaveSwarm != nil {
+		leaveSwarm()
 	}
 	os.Exit(code)
 }
@@ -92,6 +98,8 @@ var kinds = []NetworkKind{NetworkBridge, NetworkOverlay}
 // newDriver returns a driver on the real engine, or skips (fails with SANDLOT_REQUIRE_DOCKER=1) without one.
 func newDriver(t testing.TB, kind NetworkKind, tune func(*Config)) *Driver {
 	t.Helper()
+	testengine.Skip(t)
+	swarmOnce.Do(func() { leaveSwarm = prepareSwarm() })
 	if kind == NetworkOverlay && !overlayReady {
 		if os.Getenv("SANDLOT_REQUIRE_DOCKER") == "1" {
 			t.Fatal("the engine is not a swarm manager, so overlay networks cannot be tested")

@@ -35,7 +35,9 @@ type ExecResult struct {
 }
 
 // Exec runs cmd in a node without a TTY and returns its exit code and output. When ctx ends first, Exec returns
-// ctx's error; the command itself is not killed (the engine has no way to) and ends when the node does.
+// ctx's error and the command is ended in the node, with everything it started in its session (SIGHUP and
+// SIGTERM, SIGKILL after 2 s). A command that ends by itself may leave background processes running, as a plain
+// docker exec would. A Detach command is not supervised: it runs until it ends, or the node does.
 func (d *Driver) Exec(ctx context.Context, session, name string, cmd []string, opts ExecOptions) (ExecResult, error) {
 	if len(cmd) == 0 {
 		return ExecResult{}, fmt.Errorf("%w: empty command", ErrInvalid)
@@ -49,33 +51,29 @@ func (d *Driver) Exec(ctx context.Context, session, name string, cmd []string, o
 
 // execIn is Exec in the container id of a node already looked up.
 func (d *Driver) execIn(ctx context.Context, session, name, id string, cmd []string, opts ExecOptions) (ExecResult, error) {
+	if opts.Detach {
+		return ExecResult{}, d.execDetached(ctx, session, name, id, cmd, opts)
+	}
 	created, err := d.docker.ContainerExecCreate(ctx, id, container.ExecOptions{
-		Cmd: cmd, Env: opts.Env, WorkingDir: opts.WorkDir,
-		AttachStdin: opts.Stdin != nil, AttachStdout: !opts.Detach, AttachStderr: !opts.Detach,
+		Cmd: supervised(cmd, opts.Stdin != nil, 0, 0, ""), Env: opts.Env, WorkingDir: opts.WorkDir,
+		AttachStdin: true, AttachStdout: true, AttachStderr: true, // stdin is the supervisor's lifeline
 	})
 	if err != nil {
-		if cerrdefs.IsConflict(err) { // the engine's answer when the container is stopped
-			return ExecResult{}, fmt.Errorf("%w: %s in session %s (start it first)", ErrNotRunning, name, session)
-		}
-		return ExecResult{}, fmt.Errorf("exec in %s of session %s: %w", name, session, err)
-	}
-	if opts.Detach {
-		if err := d.docker.ContainerExecStart(ctx, created.ID, container.ExecStartOptions{Detach: true}); err != nil {
-			return ExecResult{}, fmt.Errorf("exec in %s of session %s: %w", name, session, err)
-		}
-		return ExecResult{}, nil
+		return ExecResult{}, execError(session, name, err)
 	}
 	hijacked, err := d.docker.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
 		return ExecResult{}, fmt.Errorf("exec in %s of session %s: %w", name, session, err)
 	}
+	// Closing the connection hangs up: the supervisor ends the command if it still runs (see supervise.go).
 	defer hijacked.Close()
 	stop := context.AfterFunc(ctx, func() { hijacked.Close() })
 	defer stop()
 	if opts.Stdin != nil {
-		go func() {
-			_, _ = io.Copy(hijacked.Conn, opts.Stdin)
-			_ = hijacked.CloseWrite()
+		go func() { // ends with opts.Stdin, or when the connection closes
+			in := &lifeline{w: hijacked.Conn}
+			_, _ = io.Copy(in, opts.Stdin)
+			_ = in.endInput()
 		}()
 	}
 	limit := opts.MaxOutput
@@ -95,6 +93,27 @@ func (d *Driver) execIn(ctx context.Context, session, name, id string, cmd []str
 	}
 	return ExecResult{ExitCode: inspect.ExitCode, Stdout: stdout.buf, Stderr: stderr.buf,
 		Truncated: stdout.dropped || stderr.dropped}, nil
+}
+
+// execDetached starts cmd in a node and returns at once.
+func (d *Driver) execDetached(ctx context.Context, session, name, id string, cmd []string, opts ExecOptions) error {
+	created, err := d.docker.ContainerExecCreate(ctx, id, container.ExecOptions{
+		Cmd: cmd, Env: opts.Env, WorkingDir: opts.WorkDir})
+	if err != nil {
+		return execError(session, name, err)
+	}
+	if err := d.docker.ContainerExecStart(ctx, created.ID, container.ExecStartOptions{Detach: true}); err != nil {
+		return fmt.Errorf("exec in %s of session %s: %w", name, session, err)
+	}
+	return nil
+}
+
+// execError is the error of creating an exec.
+func execError(session, name string, err error) error {
+	if cerrdefs.IsConflict(err) { // the engine's answer when the container is stopped
+		return fmt.Errorf("%w: %s in session %s (start it first)", ErrNotRunning, name, session)
+	}
+	return fmt.Errorf("exec in %s of session %s: %w", name, session, err)
 }
 
 // capped keeps the first limit bytes written to it and drops the rest, so that a chatty command cannot fill memory.
@@ -126,16 +145,21 @@ type TTYOptions struct {
 	Rows uint
 }
 
-// TTY is a command running in a node with a terminal: read its output, write its input, resize it.
-// Close ends the connection; the command then sees its terminal hang up.
+// TTY is a command running in a node with a terminal: read its output, write its input, resize it. Close hangs
+// up: the command and everything it started in its session end in the node. Read is for one goroutine; Write,
+// Resize and Close may be called from any.
 type TTY struct {
 	d      *Driver
 	execID string
-	conn   types.HijackedResponse
+	conn   types.HijackedResponse // the engine's exec: the command's lifeline
+	direct net.Conn               // the short way to the terminal, when it was in reach
+	in     *lifeline
+	out    io.Reader
 	once   sync.Once
 }
 
-// OpenTTY starts a command with a terminal in a node.
+// OpenTTY starts a command with a terminal in a node. The command runs until it exits or the TTY is closed; ctx
+// only bounds starting it.
 func (d *Driver) OpenTTY(ctx context.Context, session, name string, opts TTYOptions) (*TTY, error) {
 	id, err := d.containerID(ctx, session, name)
 	if err != nil {
@@ -147,30 +171,39 @@ func (d *Driver) OpenTTY(ctx context.Context, session, name string, opts TTYOpti
 	if opts.Cols == 0 || opts.Rows == 0 {
 		opts.Cols, opts.Rows = 80, 24
 	}
-	size := [2]uint{opts.Rows, opts.Cols}
+	// The supervisor makes the terminal (see supervise.go): to the engine this is an exec without one, so that
+	// closing the connection closes the supervisor's stdin, which the engine never does for an exec with a TTY.
+	// Where the node's files are in reach, the terminal also takes the short way (shortway.go).
+	root, short := d.nodeRoot(ctx, id)
+	socket := ""
+	if short {
+		socket = shortWaySocket()
+	}
 	created, err := d.docker.ContainerExecCreate(ctx, id, container.ExecOptions{
-		Cmd: opts.Cmd, Env: append([]string{"TERM=xterm-256color"}, opts.Env...), Tty: true,
-		AttachStdin: true, AttachStdout: true, AttachStderr: true, ConsoleSize: &size,
+		Cmd: supervised(opts.Cmd, false, opts.Cols, opts.Rows, socket), Env: append([]string{"TERM=xterm-256color"}, opts.Env...),
+		AttachStdin: true, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("terminal in %s of session %s: %w", name, session, err)
 	}
-	conn, err := d.docker.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{Tty: true, ConsoleSize: &size})
+	conn, err := d.docker.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("terminal in %s of session %s: %w", name, session, err)
 	}
-	t := &TTY{d: d, execID: created.ID, conn: conn}
-	// Engines before API 1.42 ignore ConsoleSize: set the size again now that the command runs.
-	if err := t.Resize(ctx, opts.Cols, opts.Rows); err != nil {
-		t.Close()
-		return nil, fmt.Errorf("size terminal in %s of session %s: %w", name, session, err)
+	t := &TTY{d: d, execID: created.ID, conn: conn, in: &lifeline{w: conn.Conn}, out: &demux{r: conn.Reader}}
+	if short {
+		if direct, err := dialShortWay(ctx, root+socket); err == nil {
+			t.direct, t.in, t.out = direct, &lifeline{w: direct}, direct
+		} else {
+			d.log.Debug("terminal takes the engine's way", "session", session, "node", name, "err", err)
+		}
 	}
 	return t, nil
 }
 
 // Read reads the terminal's output.
 func (t *TTY) Read(p []byte) (int, error) {
-	n, err := t.conn.Reader.Read(p)
+	n, err := t.out.Read(p)
 	if errors.Is(err, net.ErrClosed) {
 		err = io.EOF
 	}
@@ -178,20 +211,30 @@ func (t *TTY) Read(p []byte) (int, error) {
 }
 
 // Write types into the terminal.
-func (t *TTY) Write(p []byte) (int, error) { return t.conn.Conn.Write(p) }
+func (t *TTY) Write(p []byte) (int, error) { return t.in.Write(p) }
 
-// Resize sets the terminal's size in characters.
+// Resize sets the terminal's size in characters. The size is sent on the terminal's connection, behind any input
+// written before it; ctx is checked only before.
 func (t *TTY) Resize(ctx context.Context, cols, rows uint) error {
-	return t.d.docker.ContainerExecResize(ctx, t.execID, container.ResizeOptions{Width: cols, Height: rows})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.in.resize(cols, rows)
 }
 
-// Close hangs up the terminal. It is safe to call more than once.
+// Close hangs up the terminal: the command and what it started in its session are ended in the node within a few
+// seconds. It is safe to call more than once, and after the command has exited.
 func (t *TTY) Close() error {
-	t.once.Do(t.conn.Close)
+	t.once.Do(func() {
+		t.conn.Close()
+		if t.direct != nil {
+			t.direct.Close()
+		}
+	})
 	return nil
 }
 
-// ExitCode reports whether the command has ended and, if so, its exit code.
+// ExitCode reports whether the command has ended and, if so, its exit code (128+N after signal N).
 func (t *TTY) ExitCode(ctx context.Context) (code int, exited bool, err error) {
 	inspect, err := t.d.docker.ContainerExecInspect(ctx, t.execID)
 	if err != nil {

@@ -52,7 +52,7 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 			if c.Labels[LabelSession] != session {
 				continue
 			}
-			err := d.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			err := d.removeContainer(ctx, c.ID)
 			switch {
 			case err == nil:
 				r.Containers++
@@ -110,6 +110,26 @@ func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, e
 		return r, fmt.Errorf("delete session %s: %w", session, err)
 	}
 	return r, nil
+}
+
+// removeContainer removes a container and its anonymous volumes. When another caller is removing it already (GC
+// and a session's ending may meet), it waits for that removal rather than failing.
+func (d *Driver) removeContainer(ctx context.Context, id string) error {
+	err := d.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err == nil || !strings.Contains(err.Error(), "already in progress") {
+		return err
+	}
+	for range 120 {
+		if _, ierr := d.docker.ContainerInspect(ctx, id); cerrdefs.IsNotFound(ierr) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // GC removes the containers, networks and volumes of every session that live says is dead, and helper

@@ -22,29 +22,35 @@ func TestSwarmAcrossNodes(t *testing.T) {
 			t.Parallel()
 			d := newDriver(t, kind, nil)
 			session, _ := newSession(t, d)
-			nodes := createNodes(t, d, session, 2)
-
-			sh(t, d, session, "node1", "ping -c1 -W2 node2")
-			sh(t, d, session, "node2", "ping -c1 -W2 node1")
+			nodes := twoNodeSwarm(t, d, session)
 			if got := sh(t, d, session, "node1", "getent hosts node2 | cut -d' ' -f1"); got != nodes[1].IP.String() {
 				t.Fatalf("node2 resolves to %q in node1, want %s", got, nodes[1].IP)
 			}
-			if got := sh(t, d, session, "node1", "docker run --rm busybox echo ok"); got != "ok" {
-				t.Fatalf("inner busybox printed %q", got)
-			}
-
-			sh(t, d, session, "node1", "docker swarm init --advertise-addr "+nodes[0].IP.String())
-			token := sh(t, d, session, "node1", "docker swarm join-token -q worker")
-			sh(t, d, session, "node2", fmt.Sprintf("docker swarm join --token %s %s:2377", token, nodes[0].IP))
-			eventually(t, 30*time.Second, func() error {
-				out := sh(t, d, session, "node1", "docker node ls --format '{{.Hostname}} {{.Status}}'")
-				if out != "node1 Ready\nnode2 Ready" && out != "node2 Ready\nnode1 Ready" {
-					return fmt.Errorf("docker node ls: %q", out)
-				}
-				return nil
-			})
 		})
 	}
+}
+
+// twoNodeSwarm makes node1 and node2 and checks what a lab does first: they ping each other by name, run busybox
+// offline, and form a swarm that node1 sees Ready.
+func twoNodeSwarm(t *testing.T, d *Driver, session string) []Instance {
+	t.Helper()
+	nodes := createNodes(t, d, session, 2)
+	sh(t, d, session, "node1", "ping -c1 -W2 node2")
+	sh(t, d, session, "node2", "ping -c1 -W2 node1")
+	if got := sh(t, d, session, "node1", "docker run --rm busybox echo ok"); got != "ok" {
+		t.Fatalf("inner busybox printed %q", got)
+	}
+	sh(t, d, session, "node1", "docker swarm init --advertise-addr "+nodes[0].IP.String())
+	token := sh(t, d, session, "node1", "docker swarm join-token -q worker")
+	sh(t, d, session, "node2", fmt.Sprintf("docker swarm join --token %s %s:2377", token, nodes[0].IP))
+	eventually(t, 30*time.Second, func() error {
+		out := sh(t, d, session, "node1", "docker node ls --format '{{.Hostname}} {{.Status}}'")
+		if out != "node1 Ready\nnode2 Ready" && out != "node2 Ready\nnode1 Ready" {
+			return fmt.Errorf("docker node ls: %q", out)
+		}
+		return nil
+	})
+	return nodes
 }
 
 // Nodes of two sessions cannot reach each other by any address, by ICMP or TCP; nodes of one session can.

@@ -15,14 +15,15 @@ import (
 // WatchPorts reports the TCP ports a node listens on for others: its own listeners and the ports its containers
 // publish (-p, -P), not loopback-only ones, sshd or swarm's own. It reports at once, then whenever they change
 // (the node looks every second: ops/node/rootfs/usr/local/sbin/sandlot-ports), until ctx is done or the node
-// stops; it returns why it stopped.
+// stops; it returns why it stopped. The watcher in the node ends with it (see supervise.go).
 func (d *Driver) WatchPorts(ctx context.Context, session, name string, report func([]int)) error {
 	id, err := d.containerID(ctx, session, name)
 	if err != nil {
 		return err
 	}
 	created, err := d.docker.ContainerExecCreate(ctx, id, container.ExecOptions{
-		Cmd: []string{"/usr/local/sbin/sandlot-ports"}, AttachStdout: true, AttachStderr: true})
+		Cmd:         supervised([]string{"/usr/local/sbin/sandlot-ports"}, false, 0, 0, ""),
+		AttachStdin: true, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return fmt.Errorf("watch ports of %s in session %s: %w", name, session, err)
 	}
@@ -31,7 +32,7 @@ func (d *Driver) WatchPorts(ctx context.Context, session, name string, report fu
 		return fmt.Errorf("watch ports of %s in session %s: %w", name, session, err)
 	}
 	defer hijacked.Close()
-	stop := context.AfterFunc(ctx, func() { hijacked.Close() }) // the watcher ends at its next write
+	stop := context.AfterFunc(ctx, func() { hijacked.Close() }) // hangs up: the supervisor ends the watcher
 	defer stop()
 	pr, pw := io.Pipe()
 	go func() {

@@ -7,6 +7,7 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -145,14 +146,23 @@ redis.call('INCR', KEYS[2])
 return {'', 0}
 `)
 
-// ReserveInstance reserves one more node for session. A refusal is a *Rejection.
-func (q *Quota) ReserveInstance(ctx context.Context, session string) error {
+// ReserveInstance reserves one more node for session, which may have at most max nodes (the deployment's
+// InstancesPerSession when that is lower, or when max is 0). A refusal is a *Rejection.
+func (q *Quota) ReserveInstance(ctx context.Context, session string, max int) error {
+	if max <= 0 || max > q.limits.InstancesPerSession {
+		max = q.limits.InstancesPerSession
+	}
 	res, err := reserveScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey},
-		q.limits.InstancesPerSession, q.limits.Capacity).Slice()
+		max, q.limits.Capacity).Slice()
 	if err != nil {
 		return fmt.Errorf("quota: reserve node: %w", err)
 	}
-	return q.rejection(res)
+	err = q.rejection(res)
+	var r *Rejection
+	if errors.As(err, &r) && r.Code == CodeInstanceQuota {
+		r.Message = fmt.Sprintf("this session may have at most %d nodes", max)
+	}
+	return err
 }
 
 // releaseScript: KEYS session nodes counter, global running counter. ARGV how many.

@@ -10,7 +10,7 @@ import (
 
 // liveCollector reads the shared counts from Redis when /metrics is scraped.
 type liveCollector struct {
-	store                       *Store
+	store                       Store
 	quota                       *quota.Quota
 	sessions, running, capacity *prometheus.Desc
 }

@@ -22,7 +22,7 @@ type Metrics struct {
 }
 
 // NewMetrics registers the session metrics, and gauges read from Redis at scrape time.
-func NewMetrics(store *Store, q *quota.Quota) *Metrics {
+func NewMetrics(store Store, q *quota.Quota) *Metrics {
 	buckets := []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30}
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),

@@ -13,7 +13,8 @@ const portsIdle = time.Minute
 
 // portWatch keeps the listening ports of the nodes someone looks at. The first ask for a node starts a watcher
 // (one docker exec that reports changes, see instance.Driver.WatchPorts); it stops when nobody asked for a
-// minute, or when the node stops or goes. Each server keeps its own: nothing about ports is stored.
+// minute, or when the node stops or goes, and its process in the node ends with it (cancelling the watch's
+// context is enough). Each server keeps its own: nothing about ports is stored.
 type portWatch struct {
 	watch func(ctx context.Context, id, name string, report func([]int)) error
 	mu    sync.Mutex

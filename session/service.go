@@ -6,8 +6,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,34 +13,16 @@ import (
 
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
+	"github.com/sandlot/sandlot/session/templates"
 	"github.com/sandlot/sandlot/terminal"
 )
-
-// Nodes is what the service needs of the instance driver.
-type Nodes interface {
-	CreateNetwork(ctx context.Context, session string) (instance.Network, error)
-	Create(ctx context.Context, session string, spec instance.Spec) (instance.Instance, error)
-	Delete(ctx context.Context, session, name string) error
-	Start(ctx context.Context, session, name string) error
-	Stop(ctx context.Context, session, name string) error
-	Restart(ctx context.Context, session, name string) error
-	List(ctx context.Context, session string) ([]instance.Instance, error)
-	Exec(ctx context.Context, session, name string, cmd []string, opts instance.ExecOptions) (instance.ExecResult, error)
-	DeleteSession(ctx context.Context, session string) error
-	GC(ctx context.Context, live instance.LiveFunc) (instance.GCReport, error)
-	OpenTTY(ctx context.Context, session, name string, opts instance.TTYOptions) (*instance.TTY, error)
-	WatchPorts(ctx context.Context, session, name string, report func([]int)) error
-	WriteFile(ctx context.Context, session, name, path string, mode fs.FileMode, size int64, r io.Reader) error
-	ReadFile(ctx context.Context, session, name, path string) (io.ReadCloser, instance.FileInfo, error)
-	ListDir(ctx context.Context, session, name, path string, depth, limit int) ([]instance.FileEntry, bool, error)
-}
 
 // Config tunes sessions. Zero values mean the defaults.
 type Config struct {
 	DefaultDuration time.Duration // default 4 h
 	MaxDuration     time.Duration // the longest a session may live, extensions included; default 8 h
-	Retention       time.Duration // how long an ended session stays readable; default 24 h
 	ExecTimeout     time.Duration // default 2 min
+	ExecsPerSession int           // commands (exec) one session may run at once; default 4
 }
 
 func (c Config) withDefaults() Config {
@@ -55,11 +35,11 @@ func (c Config) withDefaults() Config {
 	if c.DefaultDuration > c.MaxDuration {
 		c.DefaultDuration = c.MaxDuration
 	}
-	if c.Retention == 0 {
-		c.Retention = 24 * time.Hour
-	}
 	if c.ExecTimeout == 0 {
 		c.ExecTimeout = 2 * time.Minute
+	}
+	if c.ExecsPerSession == 0 {
+		c.ExecsPerSession = 4
 	}
 	return c
 }
@@ -69,25 +49,40 @@ const (
 	teardownLease = 2 * time.Minute // a teardown not finished by then is taken over
 )
 
+// Deps are what a Service works with.
+type Deps struct {
+	Store     Store
+	Quota     *quota.Quota
+	Nodes     Nodes
+	Templates templates.Set
+	Tokens    *Tokens
+	Terminals *terminal.Manager
+	Metrics   *Metrics
+	Log       *slog.Logger
+}
+
 // Service runs sessions.
 type Service struct {
 	cfg       Config
-	store     *Store
+	store     Store
 	quota     *quota.Quota
 	nodes     Nodes
-	templates Templates
+	templates templates.Set
 	tokens    *Tokens
 	terminals *terminal.Manager
 	ports     *portWatch
 	metrics   *Metrics
 	log       *slog.Logger
+
+	execMu sync.Mutex
+	execs  map[string]int // commands running now, by session
 }
 
 // NewService wires a Service.
-func NewService(cfg Config, store *Store, q *quota.Quota, nodes Nodes, templates Templates, tokens *Tokens,
-	terminals *terminal.Manager, metrics *Metrics, log *slog.Logger) *Service {
-	return &Service{cfg: cfg.withDefaults(), store: store, quota: q, nodes: nodes, templates: templates,
-		tokens: tokens, terminals: terminals, metrics: metrics, log: log, ports: newPortWatch(nodes.WatchPorts)}
+func NewService(cfg Config, d Deps) *Service {
+	return &Service{cfg: cfg.withDefaults(), store: d.Store, quota: d.Quota, nodes: d.Nodes, templates: d.Templates,
+		tokens: d.Tokens, terminals: d.Terminals, metrics: d.Metrics, log: d.Log,
+		ports: newPortWatch(d.Nodes.WatchPorts), execs: map[string]int{}}
 }
 
 // CreateRequest is what a client asks for. Launch, when set, comes from a verified launch token and wins.
@@ -132,7 +127,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	if req.Duration < time.Second || req.Duration > s.cfg.MaxDuration {
 		return Created{}, fmt.Errorf("%w: duration %s (from 1s to %s)", ErrInvalid, req.Duration, s.cfg.MaxDuration)
 	}
-	var tmpl *Template
+	var tmpl *templates.Template
 	if req.Template != "" {
 		t, ok := s.templates[req.Template]
 		if !ok {
@@ -167,7 +162,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		_ = s.quota.EndSession(context.WithoutCancel(ctx), req.Client, id)
 		return Created{}, err
 	}
-	token, err := s.tokens.Issue(id, "session", sess.MaxExpiresAt)
+	token, err := s.tokens.Issue(Grant{Scope: ScopeSession, Session: id, Expires: sess.MaxExpiresAt})
 	if err != nil {
 		s.End(context.WithoutCancel(ctx), id, EndError, "could not issue a token")
 		return Created{}, err
@@ -193,7 +188,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	return Created{Session: out, Token: token, Usage: usage}, err
 }
 
-// Get returns a session with its nodes' current status (from the engine, for live sessions).
+// Get returns a session with its nodes' current status (from the engine, for live sessions) and the ports they
+// listen on (watched from now on for a while).
 func (s *Service) Get(ctx context.Context, id string) (Session, error) {
 	sess, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -201,7 +197,7 @@ func (s *Service) Get(ctx context.Context, id string) (Session, error) {
 	}
 	if sess.State == StateEnded {
 		for i := range sess.Instances {
-			sess.Instances[i].Status = "removed"
+			sess.Instances[i].Status = NodeRemoved
 		}
 		return sess, nil
 	}
@@ -212,19 +208,34 @@ func (s *Service) Get(ctx context.Context, id string) (Session, error) {
 	if err != nil {
 		return sess, err
 	}
-	status := map[string]string{}
+	status := map[string]NodeStatus{}
 	for _, in := range running {
-		status[in.Name] = in.Status
+		status[in.Name] = NodeStatus(in.Status)
 	}
 	for i, in := range sess.Instances {
-		if st, ok := status[in.Name]; ok && in.Status != "creating" {
+		if st, ok := status[in.Name]; ok && in.Status != NodeCreating {
 			sess.Instances[i].Status = st
 		}
-		if sess.Instances[i].Status == "running" {
+		if sess.Instances[i].Status == NodeRunning {
 			sess.Instances[i].Ports = s.ports.Ports(id, in.Name)
 		}
 	}
 	return sess, nil
+}
+
+// List returns every session not ended, as stored (without asking the engine).
+func (s *Service) List(ctx context.Context) ([]Session, error) {
+	ids, err := s.store.Live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Session{}
+	for _, id := range ids {
+		if sess, err := s.store.Get(ctx, id); err == nil {
+			out = append(out, sess)
+		}
+	}
+	return out, nil
 }
 
 // End ends a session now for reason, unless it has ended already, and tears it down. It reports whether this call
@@ -278,29 +289,26 @@ func (s *Service) Extend(ctx context.Context, id string, d time.Duration) (Sessi
 	return s.Get(ctx, id)
 }
 
-// AddInstance makes a node in a live session and returns it once its engine answers.
+// AddInstance makes a node in a live session and returns it once its engine answers. The session's own maximum
+// (from a launch token, say) holds as well as the deployment's.
 func (s *Service) AddInstance(ctx context.Context, id, hostname string) (Instance, error) {
-	if _, err := s.live(ctx, id); err != nil {
+	sess, err := s.live(ctx, id)
+	if err != nil {
 		return Instance{}, err
 	}
-	if err := s.quota.ReserveInstance(ctx, id); err != nil {
+	if err := s.quota.ReserveInstance(ctx, id, sess.MaxInstances); err != nil {
 		s.metrics.rejected(err)
 		return Instance{}, err
 	}
-	in, err := s.networkAndInstance(ctx, id, hostname)
+	if _, err := s.nodes.CreateNetwork(ctx, id); err != nil {
+		_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
+		return Instance{}, fmt.Errorf("session network: %w", err)
+	}
+	in, err := s.createInstance(ctx, id, hostname)
 	if err != nil {
 		_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
 	}
 	return in, err
-}
-
-// networkAndInstance makes the session's network if it has none yet (sessions get theirs with their first node,
-// so that starting a session costs only Redis), then the node.
-func (s *Service) networkAndInstance(ctx context.Context, id, hostname string) (Instance, error) {
-	if _, err := s.nodes.CreateNetwork(ctx, id); err != nil {
-		return Instance{}, fmt.Errorf("session network: %w", err)
-	}
-	return s.createInstance(ctx, id, hostname)
 }
 
 // createInstance names, makes and records one node; its quota is already reserved.
@@ -324,8 +332,8 @@ func (s *Service) makeInstance(ctx context.Context, id, name, hostname string) (
 		}
 		return Instance{}, fmt.Errorf("make %s: %w", name, err)
 	}
-	in := Instance{Name: name, Hostname: made.Hostname, IP: made.IP.String(), Status: made.Status, Ports: []int{},
-		CreatedAt: time.Now().UTC()}
+	in := Instance{Name: name, Hostname: made.Hostname, IP: made.IP.String(), Status: NodeStatus(made.Status),
+		Ports: []int{}, CreatedAt: time.Now().UTC()}
 	if err := s.store.PutInstance(ctx, id, in); err != nil {
 		return Instance{}, err
 	}
@@ -340,7 +348,7 @@ func (s *Service) makeInstance(ctx context.Context, id, name, hostname string) (
 
 // RemoveInstance removes a node of a live session.
 func (s *Service) RemoveInstance(ctx context.Context, id, name string) error {
-	if _, err := s.liveInstance(ctx, id, name); err != nil {
+	if _, err := s.LiveInstance(ctx, id, name); err != nil {
 		return err
 	}
 	s.terminals.CloseMatching(id + "/" + name + "/")
@@ -354,18 +362,18 @@ func (s *Service) RemoveInstance(ctx context.Context, id, name string) error {
 	return s.quota.ReleaseInstance(ctx, id)
 }
 
-// InstanceAction stops, starts or restarts a node of a live session.
-func (s *Service) InstanceAction(ctx context.Context, id, name, action string) (Instance, error) {
-	if _, err := s.liveInstance(ctx, id, name); err != nil {
+// Act stops, starts or restarts a node of a live session.
+func (s *Service) Act(ctx context.Context, id, name string, action Action) (Instance, error) {
+	if _, err := s.LiveInstance(ctx, id, name); err != nil {
 		return Instance{}, err
 	}
 	var err error
 	switch action {
-	case "start":
+	case ActionStart:
 		err = s.nodes.Start(ctx, id, name)
-	case "stop":
+	case ActionStop:
 		err = s.nodes.Stop(ctx, id, name)
-	case "restart":
+	case ActionRestart:
 		err = s.nodes.Restart(ctx, id, name)
 	default:
 		return Instance{}, fmt.Errorf("%w: action %q", ErrInvalid, action)
@@ -385,14 +393,34 @@ func (s *Service) InstanceAction(ctx context.Context, id, name, action string) (
 	return Instance{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 }
 
-// Exec runs a command in a node of a live session, without a terminal.
-func (s *Service) Exec(ctx context.Context, id, name string, cmd []string) (instance.ExecResult, error) {
-	if _, err := s.liveInstance(ctx, id, name); err != nil {
+// ErrTooManyExecs says a session runs as many commands as it may at once.
+var ErrTooManyExecs = errors.New("too many commands at once")
+
+// Exec runs a command in a node of a live session, without a terminal, keeping at most maxOutput bytes of each of
+// its streams. A session runs at most Config.ExecsPerSession commands at once (more is ErrTooManyExecs); a command
+// ends in the node when ctx does or after Config.ExecTimeout.
+func (s *Service) Exec(ctx context.Context, id, name string, cmd []string, maxOutput int) (instance.ExecResult, error) {
+	if _, err := s.LiveInstance(ctx, id, name); err != nil {
 		return instance.ExecResult{}, err
 	}
+	s.execMu.Lock()
+	if s.execs[id] >= s.cfg.ExecsPerSession {
+		s.execMu.Unlock()
+		return instance.ExecResult{}, fmt.Errorf("%w: session %s runs %d commands already (at most %d at once)",
+			ErrTooManyExecs, id, s.cfg.ExecsPerSession, s.cfg.ExecsPerSession)
+	}
+	s.execs[id]++
+	s.execMu.Unlock()
+	defer func() {
+		s.execMu.Lock()
+		if s.execs[id]--; s.execs[id] == 0 {
+			delete(s.execs, id)
+		}
+		s.execMu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ExecTimeout)
 	defer cancel()
-	return s.nodes.Exec(ctx, id, name, cmd, instance.ExecOptions{})
+	return s.nodes.Exec(ctx, id, name, cmd, instance.ExecOptions{MaxOutput: maxOutput})
 }
 
 // Setup makes a template's nodes in a live session that has none yet, and forms its swarm.
@@ -413,7 +441,7 @@ func (s *Service) Setup(ctx context.Context, id, template string) (Session, erro
 			ErrInvalid, t.Name, t.Nodes(), sess.MaxInstances)
 	}
 	for i := 0; i < t.Nodes(); i++ {
-		if err := s.quota.ReserveInstance(ctx, id); err != nil {
+		if err := s.quota.ReserveInstance(ctx, id, sess.MaxInstances); err != nil {
 			for ; i > 0; i-- {
 				_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
 			}
@@ -427,165 +455,80 @@ func (s *Service) Setup(ctx context.Context, id, template string) (Session, erro
 	return s.Get(ctx, id)
 }
 
-// setup makes a template's nodes in parallel and forms its swarm; quota is reserved already. While it runs it
-// keeps renewing the session's setup lease, so that if this process dies the session is ended (reason error)
-// rather than left half made. When releaseOnFailure is set, nodes that were not made give their quota back.
-func (s *Service) setup(ctx context.Context, id string, t Template, releaseOnFailure bool) error {
-	start := time.Now()
-	leaseCtx, stopLease := context.WithCancel(ctx)
-	defer stopLease()
-	go func() {
-		tick := time.NewTicker(setupLease / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-leaseCtx.Done():
-				return
-			case <-tick.C:
-				_ = s.store.RenewSetup(leaseCtx, id, setupLease)
-			}
-		}
-	}()
-	release := func(n int) {
-		if releaseOnFailure {
-			for range n {
-				_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
-			}
-		}
-	}
-	if _, err := s.nodes.CreateNetwork(ctx, id); err != nil {
-		release(t.Nodes())
-		return fmt.Errorf("session network: %w", err)
-	}
-	// Names first (node1 is the first manager), then every node at once.
-	names := make([]string, t.Nodes())
-	for i := range names {
-		name, err := s.store.AllocateName(ctx, id, "")
-		if err != nil {
-			for _, n := range names[:i] {
-				_ = s.store.DeleteInstance(context.WithoutCancel(ctx), id, n)
-			}
-			release(t.Nodes())
-			return err
-		}
-		names[i] = name
-	}
-	nodes := make([]*pendingNode, len(names))
-	for i, name := range names {
-		nodes[i] = &pendingNode{done: make(chan struct{})}
-		go func() {
-			defer close(nodes[i].done)
-			if nodes[i].in, nodes[i].err = s.makeInstance(ctx, id, name, ""); nodes[i].err != nil {
-				release(1)
-			}
-		}()
-	}
-	var swarmErr error
-	if t.Swarm {
-		swarmErr = s.formSwarm(ctx, id, nodes, t.Managers)
-	}
-	var nodeErrs []error
-	for _, n := range nodes { // every node made or failed, whatever happened to the swarm
-		<-n.done
-		nodeErrs = append(nodeErrs, n.err)
-	}
-	if err := errors.Join(nodeErrs...); err != nil {
-		return err // the cause: the swarm failed for it, if it did
-	}
-	if swarmErr != nil {
-		return fmt.Errorf("form the swarm: %w", swarmErr)
-	}
-	s.metrics.setupSeconds.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
-	return nil
+// Authorize checks a token (any Sandlot signs, or the admin token) and says what it grants.
+func (s *Service) Authorize(token string) (Grant, error) { return s.tokens.Verify(token) }
+
+// VerifyLaunch checks an integrator's launch token.
+func (s *Service) VerifyLaunch(token string) (*LaunchClaims, error) {
+	return s.tokens.VerifyLaunch(token)
 }
 
-// pendingNode is a node being made: done is closed once in or err is set.
-type pendingNode struct {
-	done chan struct{}
-	in   Instance
-	err  error
-}
+// IsAdmin reports whether token is the admin token.
+func (s *Service) IsAdmin(token string) bool { return s.tokens.IsAdmin(token) }
 
-// formSwarm forms a swarm of the nodes (in name order) as they come up, without waiting for all of them: node1
-// inits as soon as its engine answers; the other managers join one at a time (raft admits one member at a time),
-// each as soon as it is up and the one before has joined; workers join as soon as they are up, beside the managers.
-// Then it waits until node1 sees every node Ready. A node that fails to be made stops the swarm.
-func (s *Service) formSwarm(ctx context.Context, id string, nodes []*pendingNode, managers int) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	up := func(n *pendingNode) (Instance, error) {
-		select {
-		case <-n.done:
-			if n.err != nil {
-				cancel(n.err)
-			}
-			return n.in, n.err
-		case <-ctx.Done():
-			return Instance{}, context.Cause(ctx)
-		}
-	}
-	first, err := up(nodes[0])
+// ViewerLink issues a token that may watch a live session's terminals, valid as long as the session may live.
+func (s *Service) ViewerLink(ctx context.Context, id string) (Grant, string, error) {
+	sess, err := s.live(ctx, id)
 	if err != nil {
-		return err
+		return Grant{}, "", err
 	}
-	if _, err := s.sh(ctx, id, first.Name, "docker swarm init --advertise-addr "+first.IP); err != nil {
-		return err
-	}
-	tokens := map[string]string{}
-	for _, role := range []string{"manager", "worker"} {
-		out, err := s.sh(ctx, id, first.Name, "docker swarm join-token -q "+role)
-		if err != nil {
-			return err
-		}
-		tokens[role] = strings.TrimSpace(out)
-	}
-	join := func(n *pendingNode, role string) error {
-		in, err := up(n)
-		if err == nil {
-			_, err = s.sh(ctx, id, in.Name, fmt.Sprintf("docker swarm join --advertise-addr %s --token %s %s:2377",
-				in.IP, tokens[role], first.IP))
-		}
-		if err != nil {
-			cancel(err)
-		}
-		return err
-	}
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i := managers; i < len(nodes); i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = join(nodes[i], "worker") }()
-	}
-	for i := 1; i < managers && errs[i-1] == nil; i++ {
-		errs[i] = join(nodes[i], "manager")
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	for {
-		out, err := s.sh(ctx, id, first.Name, "docker node ls --format '{{.Status}}' | grep -c '^Ready$' || true")
-		if err == nil && strings.TrimSpace(out) == fmt.Sprint(len(nodes)) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not every node became Ready: %w", context.Cause(ctx))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	g := Grant{Scope: ScopeViewer, Session: id, Expires: sess.MaxExpiresAt}
+	token, err := s.tokens.Issue(g)
+	return g, token, err
 }
 
-// sh runs a shell command in a node and fails unless it exits 0.
-func (s *Service) sh(ctx context.Context, id, name, script string) (string, error) {
-	r, err := s.nodes.Exec(ctx, id, name, []string{"sh", "-c", script}, instance.ExecOptions{})
+// PortLink issues a lab link's token for a port of a node of a live session: valid as long as the session may
+// live, or for d if that is shorter (a share link).
+func (s *Service) PortLink(ctx context.Context, id, name string, port int, d time.Duration) (Grant, string, error) {
+	if port < 1 || port > 65535 {
+		return Grant{}, "", fmt.Errorf("%w: port %d (1 to 65535)", ErrInvalid, port)
+	}
+	sess, err := s.LiveInstance(ctx, id, name)
+	if err != nil {
+		return Grant{}, "", err
+	}
+	g := Grant{Scope: ScopePort, Session: id, Node: name, Port: port, Expires: sess.MaxExpiresAt}
+	if d > 0 && time.Now().Add(d).Before(g.Expires) {
+		g.Expires = time.Now().Add(d)
+	}
+	token, err := s.tokens.Issue(g)
+	return g, token, err
+}
+
+// NodeAddress is the session address of a node of a live session.
+func (s *Service) NodeAddress(ctx context.Context, id, name string) (string, error) {
+	sess, err := s.LiveInstance(ctx, id, name)
 	if err != nil {
 		return "", err
 	}
-	if r.ExitCode != 0 {
-		return "", fmt.Errorf("%s: %q exited %d: %s", name, script, r.ExitCode, strings.TrimSpace(string(r.Stderr)))
+	for _, in := range sess.Instances {
+		if in.Name == name {
+			return in.IP, nil
+		}
 	}
-	return string(r.Stdout), nil
+	return "", fmt.Errorf("%w: no node %s in session %s", ErrNotFound, name, id)
+}
+
+// Usage is what the client of a session holds now, by quota.
+func (s *Service) Usage(ctx context.Context, sess Session) (quota.Usage, error) {
+	return s.quota.Usage(ctx, sess.Client, sess.ID)
+}
+
+// Templates are the templates a session may be set up with, by name.
+func (s *Service) Templates() []templates.Template { return s.templates.List() }
+
+// NodeLimits are the resources of one node.
+func (s *Service) NodeLimits() instance.Limits { return s.nodes.Limits() }
+
+// Metrics are the service's metrics.
+func (s *Service) Metrics() *Metrics { return s.metrics }
+
+// Ready says whether what the service depends on answers: the store and the engine.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return s.nodes.Ping(ctx)
 }
 
 // live returns a session that has not ended.
@@ -600,14 +543,15 @@ func (s *Service) live(ctx context.Context, id string) (Session, error) {
 	return sess, nil
 }
 
-func (s *Service) liveInstance(ctx context.Context, id, name string) (Session, error) {
+// LiveInstance returns a live session that has a node by that name, made already.
+func (s *Service) LiveInstance(ctx context.Context, id, name string) (Session, error) {
 	sess, err := s.live(ctx, id)
 	if err != nil {
 		return sess, err
 	}
 	for _, in := range sess.Instances {
 		if in.Name == name {
-			if in.Status == "creating" {
+			if in.Status == NodeCreating {
 				return sess, fmt.Errorf("%w: %s is still being made", ErrConflict, name)
 			}
 			return sess, nil

@@ -1,6 +1,12 @@
-// Package session holds what a learner holds: a session with a token, a deadline and a few nodes. It keeps every
-// session's state in Redis, ends sessions on time (exactly once across several Sandlot processes), admits them
-// through package quota, makes their nodes through package instance, and serves the HTTP API.
+// Package session holds what a learner holds: a session with a token, a deadline and a few nodes. Its Service
+// starts sessions (admitted by package quota), makes their nodes (through Nodes: package instance), sets up
+// templates and forms their swarms, ends sessions on time (exactly once across several Sandlot processes), keeps
+// their terminals and watches their ports, and mints and checks every token Sandlot issues (a Grant, with a typed
+// Scope).
+//
+// The code that talks to a dependency lives beside it: session/redisstore keeps sessions in Redis (Store),
+// session/api serves the HTTP API, session/labproxy proxies to ports of nodes, session/memnodes is an in-memory
+// Nodes for tests. Those talk to the Service only through its exported methods.
 package session
 
 import (
@@ -51,13 +57,34 @@ type Session struct {
 
 // Instance is one node of a session as the API shows it.
 type Instance struct {
-	Name      string    `json:"name"`
-	Hostname  string    `json:"hostname"`
-	IP        string    `json:"ip,omitempty"`
-	Status    string    `json:"status"`
-	Ports     []int     `json:"ports"`
-	CreatedAt time.Time `json:"created_at"`
+	Name      string     `json:"name"`
+	Hostname  string     `json:"hostname"`
+	IP        string     `json:"ip,omitempty"`
+	Status    NodeStatus `json:"status"`
+	Ports     []int      `json:"ports"`
+	CreatedAt time.Time  `json:"created_at"`
 }
+
+// NodeStatus is where a node is: being made, then what its container's state is, and removed once its session
+// ended.
+type NodeStatus string
+
+// The node statuses Sandlot sets itself; the others are the engine's container states (exited, restarting, ...).
+const (
+	NodeCreating NodeStatus = "creating"
+	NodeRunning  NodeStatus = "running"
+	NodeRemoved  NodeStatus = "removed"
+)
+
+// Action is what can be done to a node of a live session.
+type Action string
+
+// The node actions.
+const (
+	ActionStart   Action = "start"
+	ActionStop    Action = "stop"
+	ActionRestart Action = "restart"
+)
 
 // Errors the API maps to statuses. Quota refusals are *quota.Rejection.
 var (
@@ -67,7 +94,8 @@ var (
 	ErrInvalid  = errors.New("invalid")
 )
 
-func sortInstances(in []Instance) {
+// SortInstances sorts nodes by the number in their names (node2 before node10).
+func SortInstances(in []Instance) {
 	sort.Slice(in, func(i, j int) bool { return nodeNumber(in[i].Name) < nodeNumber(in[j].Name) })
 }
 

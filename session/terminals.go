@@ -22,7 +22,7 @@ func (s *Service) Terminal(ctx context.Context, id, name string, tid int) (*term
 	if tid < 1 || tid > MaxTerminalsPerNode {
 		return nil, fmt.Errorf("%w: terminal %d (1 to %d)", ErrInvalid, tid, MaxTerminalsPerNode)
 	}
-	if _, err := s.liveInstance(ctx, id, name); err != nil {
+	if _, err := s.LiveInstance(ctx, id, name); err != nil {
 		return nil, err
 	}
 	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, s.shell(ctx, id, name))
@@ -51,7 +51,7 @@ func (s *Service) prewarm(id, name string) {
 }
 
 // nodeTTY adapts a node's exec TTY to the terminal package: sizes in uint16, and the shell's exit code at the end.
-type nodeTTY struct{ tty *instance.TTY }
+type nodeTTY struct{ tty TTY }
 
 func (n nodeTTY) Write(p []byte) (int, error) { return n.tty.Write(p) }
 func (n nodeTTY) Close() error                { return n.tty.Close() }

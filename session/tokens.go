@@ -11,18 +11,20 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Tokens issues and checks the signed tokens of the API: session tokens (one per session, required by every call
-// on it), launch tokens (signed by an integrator, fixing what a session may be) and the admin token.
+// Tokens issues and checks the tokens of Sandlot: the tokens it signs (a session's own, viewer links, lab links:
+// see Grant), launch tokens (signed by an integrator, fixing what a session may be) and the admin token.
 type Tokens struct {
 	key         []byte
 	integrators map[string][]byte // key id -> secret
 	admin       string
 }
 
-// SessionClaims are what a session token says.
-type SessionClaims struct {
+// claims are what every token Sandlot signs says: the session, the scope and, for a lab link, the node and port.
+type claims struct {
 	Session string `json:"sid"`
-	Scope   string `json:"scope"` // "session" (drive) or "viewer" (read-only terminals)
+	Scope   Scope  `json:"scope"`
+	Node    string `json:"node,omitempty"`
+	Port    int    `json:"port,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -82,21 +84,35 @@ func (t *Tokens) parse(token string, claims jwt.Claims) error {
 	return err
 }
 
-// Issue signs a token for session, valid until expires.
-func (t *Tokens) Issue(session, scope string, expires time.Time) (string, error) {
-	return t.sign(SessionClaims{Session: session, Scope: scope, RegisteredClaims: registered(expires)})
+// Issue signs a token that grants g until g.Expires.
+func (t *Tokens) Issue(g Grant) (string, error) {
+	if g.Scope == ScopeAdmin || g.Session == "" {
+		return "", errors.New("only a session's grants are signed")
+	}
+	return t.sign(claims{Session: g.Session, Scope: g.Scope, Node: g.Node, Port: g.Port,
+		RegisteredClaims: registered(g.Expires)})
 }
 
-// Verify checks a session token (see parse) and returns its claims.
-func (t *Tokens) Verify(token string) (*SessionClaims, error) {
-	claims := &SessionClaims{}
-	if err := t.parse(token, claims); err != nil {
-		return nil, err
+// Verify checks a token: the admin token, or one Sandlot signed (see parse) with a scope it knows and what that
+// scope needs (a session; a lab link's node and port). An expired token's error is jwt.ErrTokenExpired.
+func (t *Tokens) Verify(token string) (Grant, error) {
+	if t.IsAdmin(token) {
+		return Grant{Scope: ScopeAdmin, Expires: time.Now().Add(8 * time.Hour)}, nil
 	}
-	if claims.Session == "" || (claims.Scope != "session" && claims.Scope != "viewer") {
-		return nil, errors.New("not a session token")
+	var c claims
+	if err := t.parse(token, &c); err != nil {
+		return Grant{}, err
 	}
-	return claims, nil
+	g := Grant{Scope: c.Scope, Session: c.Session, Node: c.Node, Port: c.Port, Expires: c.ExpiresAt.Time}
+	switch {
+	case g.Session == "":
+		return Grant{}, errors.New("the token names no session")
+	case g.Scope == ScopeSession || g.Scope == ScopeViewer:
+		return g, nil
+	case g.Scope == ScopePort && g.Node != "" && g.Port >= 1 && g.Port <= 65535:
+		return g, nil
+	}
+	return Grant{}, fmt.Errorf("the token's scope %q is not one Sandlot issues", c.Scope)
 }
 
 // VerifyLaunch checks a launch token: HS256, signed by the integrator its "kid" header names, not expired.
@@ -122,31 +138,4 @@ func (t *Tokens) VerifyLaunch(token string) (*LaunchClaims, error) {
 // IsAdmin reports whether token is the admin token.
 func (t *Tokens) IsAdmin(token string) bool {
 	return t.admin != "" && subtle.ConstantTimeCompare([]byte(token), []byte(t.admin)) == 1
-}
-
-// PortClaims are what a lab link says: its holder may open one port of one node of a session until it expires.
-// The page gets one for each link it shows; a share link is one with a shorter life.
-type PortClaims struct {
-	Session string `json:"sid"`
-	Node    string `json:"node"`
-	Port    int    `json:"port"`
-	Scope   string `json:"scope"` // always "port": no session token is a port token, and no port token a session's
-	jwt.RegisteredClaims
-}
-
-// IssuePort signs a lab link's token for a port of a node of a session, valid until expires.
-func (t *Tokens) IssuePort(session, node string, port int, expires time.Time) (string, error) {
-	return t.sign(PortClaims{Session: session, Node: node, Port: port, Scope: "port", RegisteredClaims: registered(expires)})
-}
-
-// VerifyPort checks a lab link's token (see parse) and returns its claims.
-func (t *Tokens) VerifyPort(token string) (*PortClaims, error) {
-	claims := &PortClaims{}
-	if err := t.parse(token, claims); err != nil {
-		return nil, err
-	}
-	if claims.Scope != "port" || claims.Session == "" || claims.Node == "" || claims.Port < 1 || claims.Port > 65535 {
-		return nil, errors.New("not a lab link token")
-	}
-	return claims, nil
 }

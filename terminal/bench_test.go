@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/sandlot/sandlot/internal/wsread"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,3 +200,187 @@ func dialIdle(b *testing.B, url string, count int, hello bool) []*websocket.Conn
 	}
 	return conns
 }
+
+// BenchmarkKeystrokeEcho: one byte typed and echoed back by cat, through a terminal's WebSocket and straight,
+// interleaved; with the driver alone and with 4 viewers receiving every echo. cat's stdin and stdout are a socket,
+// as a node's exec stream is to the engine (a local PTY reads in a blocking system call instead, which schedules
+// differently). Reports p50s and what the WebSocket path adds; the engine costs far more than cat, so session/api's
+// benchmark of the same name gives the ratio that matters.
+func BenchmarkKeystrokeEcho(b *testing.B) {
+	for _, viewers := range []int{0, 4} {
+		b.Run(fmt.Sprintf("clients=%d", 1+viewers), func(b *testing.B) {
+			url := serve(b, New(catOverSocket(b), 80, 24, Options{}))
+			raw := catOverSocket(b)
+			for v := 0; v < viewers; v++ {
+				defer watch(b, url)()
+			}
+			d := dialIdle(b, url+"?d=", 1, true)[0]
+			defer d.Close()
+			buf := make([]byte, 64)
+			viaRaw := func() time.Duration {
+				start := time.Now()
+				if _, err := raw.Write([]byte{'k'}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := raw.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(start)
+			}
+			var msg []byte
+			viaWS := func() time.Duration {
+				start := time.Now()
+				if err := d.WriteMessage(websocket.BinaryMessage, []byte{msgInput, 'k'}); err != nil {
+					b.Fatal(err)
+				}
+				for {
+					var err error
+					if msg, err = wsread.Next(d, msg); err != nil {
+						b.Fatal(err)
+					}
+					if msg[0] == msgOutput {
+						return time.Since(start)
+					}
+				}
+			}
+			var ours, plain []float64
+			for i := 0; i < b.N; i++ {
+				for r := 0; r < 2000; r++ {
+					if r%2 == 0 {
+						plain = append(plain, float64(viaRaw()))
+						ours = append(ours, float64(viaWS()))
+					} else {
+						ours = append(ours, float64(viaWS()))
+						plain = append(plain, float64(viaRaw()))
+					}
+				}
+			}
+			o, p := medianOf(ours), medianOf(plain)
+			b.ReportMetric(o/1e3, "us-terminal-p50")
+			b.ReportMetric(p/1e3, "us-raw-p50")
+			b.ReportMetric((o-p)/1e3, "us-added-p50")
+		})
+	}
+}
+
+// BenchmarkThroughput: MB/s of 100 MB of output from a command writing to a socket (as a node's exec stream is),
+// read straight and through a terminal's WebSocket (the driver alone, and with 4 viewers reading everything), a
+// round of each in turn; reports the medians and ratios to the straight read.
+func BenchmarkThroughput(b *testing.B) {
+	gen := []string{"sh", "-c", "read go; head -c 100000000 /dev/zero; echo END-$((6*7))"}
+	var plain, alone, shared []float64
+	for i := 0; i < b.N; i++ {
+		raw := overSocket(b, gen[0], gen[1:]...)
+		start := time.Now()
+		_, _ = raw.Write([]byte("\n"))
+		buf := make([]byte, 64<<10)
+		n := 0
+		var last []byte
+		for !bytes.Contains(last, []byte("END-42")) {
+			k, err := raw.Read(buf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += k
+			last = append(last[max(0, len(last)-32):], buf[:k]...)
+		}
+		plain = append(plain, float64(n)/time.Since(start).Seconds()/1e6)
+		raw.Close()
+
+		for _, viewers := range []int{0, 4} {
+			term := New(overSocket(b, gen[0], gen[1:]...), 80, 24, Options{})
+			url := serve(b, term)
+			var stops []func()
+			for v := 0; v < viewers; v++ {
+				stops = append(stops, watch(b, url))
+			}
+			d := dialIdle(b, url+"?d=", 1, true)[0]
+			start := time.Now()
+			_ = d.WriteMessage(websocket.BinaryMessage, []byte{msgInput, '\n'})
+			var got, acked uint64
+			var m []byte
+			last = nil
+			for !bytes.Contains(last, []byte("END-42")) {
+				var err error
+				if m, err = wsread.Next(d, m); err != nil {
+					b.Fatal(err)
+				}
+				if m[0] != msgOutput {
+					continue
+				}
+				got = binary.BigEndian.Uint64(m[1:]) + uint64(len(m)-9)
+				last = append(last[max(0, len(last)-32):], m[9:]...)
+				if got-acked >= 64<<10 {
+					acked = got
+					_ = d.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgAck}, got))
+				}
+			}
+			mbs := float64(got) / time.Since(start).Seconds() / 1e6
+			if viewers == 0 {
+				alone = append(alone, mbs)
+			} else {
+				shared = append(shared, mbs)
+			}
+			d.Close()
+			term.Close()
+			for _, stop := range stops {
+				stop()
+			}
+		}
+	}
+	p := medianOf(plain)
+	b.ReportMetric(p, "MB/s-raw")
+	b.ReportMetric(medianOf(alone), "MB/s-terminal")
+	b.ReportMetric(medianOf(shared), "MB/s-terminal-with-4-viewers")
+	b.ReportMetric(medianOf(alone)/p, "ratio")
+	b.ReportMetric(medianOf(shared)/p, "ratio-with-4-viewers")
+}
+
+// watch connects a viewer to url that reads everything, until the returned function is called.
+func watch(b *testing.B, url string) (stop func()) {
+	ws := dialIdle(b, url+"?v=", 1, false)[0]
+	_ = ws.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgHello, Version, RoleViewer, 0, 80, 0, 24}, 0))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var m []byte
+		for {
+			var err error
+			if m, err = wsread.Next(ws, m); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { ws.Close(); <-done }
+}
+
+// catOverSocket runs cat with one end of a socket pair as its stdin and stdout, and returns the other end as a TTY.
+func catOverSocket(b *testing.B) *socketTTY { return overSocket(b, "cat") }
+
+// overSocket runs a command with one end of a socket pair as its stdin and stdout, and returns the other end as a
+// TTY.
+func overSocket(b *testing.B, name string, args ...string) *socketTTY {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	theirs, ours := os.NewFile(uintptr(fds[0]), name), os.NewFile(uintptr(fds[1]), "terminal")
+	cmd := exec.Command(name, args...)
+	cmd.Stdin, cmd.Stdout = theirs, theirs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	theirs.Close()
+	conn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(); _ = cmd.Wait() })
+	return &socketTTY{conn}
+}
+
+// socketTTY is a TTY over a socket: no size to set.
+type socketTTY struct{ net.Conn }
+
+func (socketTTY) Resize(cols, rows uint16) error { return nil }

@@ -13,6 +13,7 @@ import (
 const (
 	helloTimeout  = 10 * time.Second
 	writeTimeout  = 10 * time.Second // a socket that accepts nothing this long is too slow
+	closeGrace    = time.Second      // for the client to answer the server's close
 	coalesceDelay = 2 * time.Millisecond
 	maxFrame      = 64<<10 + 9 // 64 KiB of output and the OUTPUT header
 )
@@ -24,8 +25,8 @@ var (
 	pongTimeout  = 40 * time.Second
 )
 
-// NewUpgrader returns a WebSocket upgrader that accepts only the given origins (scheme://host[:port]); with none,
-// only same-host requests.
+// NewUpgrader returns a WebSocket upgrader that accepts requests from the server's own host and from the given
+// origins (scheme://host[:port]), and requests without an Origin (not from a browser).
 func NewUpgrader(origins []string) *websocket.Upgrader {
 	allowed := map[string]bool{}
 	for _, o := range origins {
@@ -40,17 +41,16 @@ func NewUpgrader(origins []string) *websocket.Upgrader {
 			if origin == "" {
 				return true // not a browser
 			}
-			if len(allowed) == 0 {
-				return origin == "http://"+r.Host || origin == "https://"+r.Host
-			}
-			return allowed[origin]
+			// The server's own pages always; pages elsewhere only when listed.
+			return origin == "http://"+r.Host || origin == "https://"+r.Host || allowed[origin]
 		},
 	}
 }
 
 // Serve runs one client's connection to t until either ends. It reads in the calling goroutine and writes in one
-// goroutine of its own, which owns closing the connection; it returns when both are done. A readOnly client (one
-// holding only a viewer token) may only be a viewer.
+// goroutine of its own, which tells the client why the connection ends; the socket is closed once reading has
+// ended, and Serve returns when both are done. A readOnly client (one holding only a viewer token) may only be a
+// viewer.
 func Serve(ws *websocket.Conn, t *Terminal, readOnly bool) {
 	ws.SetReadLimit(maxFrame + 16)
 	_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
@@ -116,12 +116,12 @@ func handle(t *Terminal, c *client, b []byte) error {
 		if readOnly {
 			return protoErr(CloseReadOnly, "a viewer may not type")
 		}
-		return t.input(m.data)
+		return t.input(c, m.data)
 	case msgResize:
 		if readOnly {
 			return protoErr(CloseReadOnly, "a viewer may not resize")
 		}
-		return t.resize(m.cols, m.rows)
+		t.resize(c, m.cols, m.rows)
 	case msgAck:
 		t.ack(c, m.offset)
 	case msgPing:
@@ -140,18 +140,17 @@ func writeLoop(ws *websocket.Conn, t *Terminal, c *client) {
 		var err error
 		switch {
 		case ev.end && ev.kicked:
-			closeWith(ws, protoErr(CloseReplaced, "another driver took over"))
-			ws.Close()
+			hangUp(ws, protoErr(CloseReplaced, "another driver took over"))
 			return
 		case ev.end:
-			closeWith(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "terminal closed"})
-			ws.Close()
+			hangUp(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "terminal closed"})
 			return
 		case ev.exit:
-			if err = write(ws, encodeExit(ev.code)); err == nil {
-				closeWith(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "the shell ended"})
+			if err = write(ws, encodeExit(ev.code)); err != nil {
+				ws.Close()
+				return
 			}
-			ws.Close()
+			hangUp(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "the shell ended"})
 			return
 		case ev.resize:
 			err = write(ws, encodeSize(ev.cols, ev.rows))
@@ -208,6 +207,14 @@ func readMessage(ws *websocket.Conn) ([]byte, error) {
 func write(ws *websocket.Conn, b []byte) error {
 	_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
+// hangUp ends a connection from the writer's side: it tells the client why, and leaves the reader closeGrace to
+// read the client's answer before Serve closes the socket. Closing it at once, with messages of the client's
+// unread, would reset the connection, and the client could lose the last output and the reason.
+func hangUp(ws *websocket.Conn, why error) {
+	closeWith(ws, why)
+	_ = ws.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
 // closeWith tells the client why the connection ends, when there is a reason to tell.

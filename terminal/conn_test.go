@@ -22,6 +22,12 @@ func serveLocal(t testing.TB, opts Options, name string, args ...string) (*Termi
 		t.Fatal(err)
 	}
 	term := New(p, 80, 24, opts)
+	return term, serve(t, term)
+}
+
+// serve serves term on a test server, and closes both when the test ends. It returns the server's ws:// URL;
+// ?viewer=1 makes a connection read-only.
+func serve(t testing.TB, term *Terminal) string {
 	up := NewUpgrader(nil)
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +44,7 @@ func serveLocal(t testing.TB, opts Options, name string, args ...string) (*Termi
 		srv.Close()
 		wg.Wait()
 	})
-	return term, "ws" + strings.TrimPrefix(srv.URL, "http")
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 // tclient is a protocol client for tests.
@@ -47,6 +53,8 @@ type tclient struct {
 	ws    *websocket.Conn
 	first uint64
 	lost  bool
+	cols  uint16 // the size WELCOME gave
+	rows  uint16
 	next  uint64 // offset after the last output byte received
 	out   bytes.Buffer
 }
@@ -57,17 +65,20 @@ func dial(t *testing.T, url string, role uint8, resume uint64) *tclient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ws.Close() }) // before the server's cleanup, which would wait for its answer to the close
 	c := &tclient{t: t, ws: ws}
 	hello := []byte{msgHello, Version, role}
 	hello = binary.BigEndian.AppendUint16(hello, 80)
 	hello = binary.BigEndian.AppendUint16(hello, 24)
 	hello = binary.BigEndian.AppendUint64(hello, resume)
 	c.send(hello)
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, b, err := ws.ReadMessage()
 	if err != nil || len(b) != 16 || b[0] != msgWelcome {
 		t.Fatalf("welcome: %q, %v", b, err)
 	}
 	c.first, c.lost = binary.BigEndian.Uint64(b[3:]), b[11] == 1
+	c.cols, c.rows = binary.BigEndian.Uint16(b[12:]), binary.BigEndian.Uint16(b[14:])
 	c.next = c.first
 	return c
 }
@@ -195,6 +206,39 @@ func TestResumeAfterReload(t *testing.T) {
 	}
 }
 
+// The end of the output, EXIT and the close (1000) reach a client even while it is still sending (acknowledging
+// what it gets) when the shell ends: the server does not close the socket on the client's unread messages, which
+// would reset the connection and could lose them.
+func TestExitReachesBusyClient(t *testing.T) {
+	for i := range 12 {
+		_, url := serveLocal(t, Options{}, "sh", "-c", "stty raw -echo; read go; head -c 3000000 /dev/zero | tr '\\0' x; echo END-$((6*7)); exit 3")
+		c := dial(t, url, RoleDriver, 0)
+		c.input("\n")
+		exit := -1
+		_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, b, err := c.ws.ReadMessage()
+			if err != nil {
+				if !websocket.IsCloseError(err, websocket.CloseNormalClosure) || exit != 3 || !bytes.Contains(tail(c.out.Bytes()), []byte("END-42")) {
+					t.Fatalf("shell %d: the connection ended with %v, after exit %d and %q", i, err, exit, tail(c.out.Bytes()))
+				}
+				break
+			}
+			switch b[0] {
+			case msgExit:
+				exit = int(int32(binary.BigEndian.Uint32(b[1:])))
+			case msgOutput:
+				c.out.Write(b[9:])
+				c.next = binary.BigEndian.Uint64(b[1:]) + uint64(len(b)-9)
+				// As a browser would, whether or not the server still listens; and slower to read than the
+				// server to write, so that output is still on its way when the shell ends.
+				_ = c.ws.WriteMessage(websocket.BinaryMessage, binary.BigEndian.AppendUint64([]byte{msgAck}, c.next))
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}
+}
+
 // Hostile input closes the connection with a clear code, and the server keeps serving.
 func TestHostileInput(t *testing.T) {
 	_, url := serveLocal(t, Options{}, "bash", "--norc", "--noprofile", "-i")
@@ -282,8 +326,9 @@ func TestFlowControlBoundsMemory(t *testing.T) {
 	if c.next < 100_000_000 {
 		t.Fatalf("received %d bytes", c.next)
 	}
-	if limit := uint64(term.opts.HighWater + 64<<10); peakBehind > limit {
-		t.Errorf("the driver fell %d bytes behind, over the window %d", peakBehind, limit)
+	// Reading never pushes output the driver has not acknowledged out of the scrollback.
+	if limit := uint64(term.opts.Scrollback); peakBehind > limit {
+		t.Errorf("the driver fell %d bytes behind, over the scrollback %d", peakBehind, limit)
 	}
 	if peakHeap > 64<<20 {
 		t.Errorf("heap in use peaked at %d MiB", peakHeap>>20)
@@ -321,5 +366,31 @@ func TestNoGoroutineLeak(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > base+2 {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines after 1000 cycles, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// The server's own pages may open terminals whatever else is listed; other pages only when listed.
+func TestUpgraderOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		origins []string
+		origin  string
+		want    bool
+	}{
+		{nil, "", true},
+		{nil, "http://sandlot.example:8080", true},
+		{nil, "https://sandlot.example:8080", true},
+		{nil, "https://evil.example", false},
+		{[]string{"https://docs.example"}, "http://sandlot.example:8080", true},
+		{[]string{"https://docs.example"}, "https://docs.example", true},
+		{[]string{"https://docs.example"}, "https://evil.example", false},
+		{[]string{"https://docs.example"}, "http://node1-80-abcdefgh.sandlot.example:8080", false},
+	} {
+		r := httptest.NewRequest("GET", "http://sandlot.example:8080/api/v1/sessions/x/instances/node1/terminal", nil)
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if got := NewUpgrader(tc.origins).CheckOrigin(r); got != tc.want {
+			t.Errorf("origins %v, Origin %q: %v, want %v", tc.origins, tc.origin, got, tc.want)
+		}
 	}
 }

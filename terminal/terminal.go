@@ -9,6 +9,8 @@ import (
 )
 
 // TTY is a command running with a terminal: the terminal package reads its output, writes keystrokes, resizes it.
+// One goroutine reads; Write and Resize may be called concurrently with it and with each other. Resize may be slow
+// (an engine round trip): it holds up nothing but later resizes.
 type TTY interface {
 	io.ReadWriteCloser
 	Resize(cols, rows uint16) error
@@ -42,17 +44,23 @@ type Terminal struct {
 	opts Options
 
 	mu         sync.Mutex
-	changed    *sync.Cond // output, acks, size, exit or close: clients and the pump wait on it
+	acks       *sync.Cond // the pump waits on it while paused: acknowledgements, and Close
 	ring       *ring
 	acked      uint64 // the driver's last acknowledgement (kept while no driver is connected)
 	driver     *client
 	clients    map[*client]struct{}
-	cols, rows uint16
+	cols, rows uint16 // the size clients are told: the driver's
 	exited     bool
 	exitCode   int32
 	closed     bool
 	lastSeen   time.Time // when the last client left (zero while one is connected)
 	pumpDone   chan struct{}
+
+	// Resizing the TTY can be an engine round trip, so it happens in a goroutine of its own, started when the
+	// size changes and ending once the TTY has the latest size; Close waits for it.
+	ttyCols, ttyRows uint16 // the size last given to the TTY
+	resizing         bool
+	resizer          sync.WaitGroup
 }
 
 // New starts a terminal over tty with the size cols x rows.
@@ -60,8 +68,10 @@ func New(tty TTY, cols, rows uint16, opts Options) *Terminal {
 	opts = opts.withDefaults()
 	t := &Terminal{tty: tty, opts: opts, ring: newRing(opts.Scrollback), clients: map[*client]struct{}{},
 		cols: cols, rows: rows, lastSeen: time.Now(), pumpDone: make(chan struct{})}
-	t.changed = sync.NewCond(&t.mu)
-	_ = tty.Resize(cols, rows)
+	t.acks = sync.NewCond(&t.mu)
+	t.mu.Lock()
+	t.wantSize(cols, rows)
+	t.mu.Unlock()
 	go t.pump()
 	return t
 }
@@ -69,28 +79,34 @@ func New(tty TTY, cols, rows uint16, opts Options) *Terminal {
 // pump copies the TTY's output into the scrollback, pausing while the driver has HighWater bytes unacknowledged.
 func (t *Terminal) pump() {
 	defer close(t.pumpDone)
-	// An idle pump sits in Read holding this buffer: small, so that idle terminals are cheap (a PTY hands over at
-	// most a few KiB a read anyway).
-	buf := make([]byte, 8<<10)
+	// An idle pump sits in Read holding its buffer: a small one, so that idle terminals are cheap. A read that
+	// fills it is output streaming: the next reads take a large buffer, borrowed until a read leaves most of it
+	// empty again.
+	small := make([]byte, 8<<10)
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			readBuffers.Put(large)
+		}
+	}()
+	var wake []*sync.Cond
 	paused := false
+	// room is how much may be read without pushing unacknowledged output out of the scrollback (the driver would
+	// lose it); acknowledgements meanwhile only make more.
+	room := t.opts.Scrollback
 	for {
-		t.mu.Lock()
-		for !t.closed {
-			behind := t.ring.end - t.acked
-			if paused && behind > uint64(t.opts.LowWater) || !paused && behind >= uint64(t.opts.HighWater) {
-				paused = true
-				t.changed.Wait()
-				continue
-			}
-			paused = false
-			break
+		buf := small
+		if large != nil {
+			buf = *large
 		}
-		closed := t.closed
-		t.mu.Unlock()
-		if closed {
-			return
+		n, err := t.tty.Read(buf[:min(len(buf), room)])
+		switch {
+		case large == nil && n == len(small):
+			large = readBuffers.Get().(*[]byte)
+		case large != nil && n < len(*large)/2:
+			readBuffers.Put(large)
+			large = nil
 		}
-		n, err := t.tty.Read(buf)
 		t.mu.Lock()
 		if n > 0 {
 			t.ring.write(buf[:n])
@@ -102,20 +118,48 @@ func (t *Terminal) pump() {
 				t.exitCode = int32(coded.ExitCode())
 			}
 		}
-		t.changed.Broadcast()
+		if err != nil || t.closed || !t.holdBack(&paused) {
+			room = t.room()
+			wake = t.writers(wake[:0])
+			stop := err != nil || t.closed
+			t.mu.Unlock()
+			// Woken after the unlock, the writers find the mutex free. Woken before, they would queue on it, and
+			// unlocking would ready the first of them to run ahead of the driver's.
+			for _, w := range wake {
+				w.Broadcast()
+			}
+			if stop {
+				return
+			}
+			continue
+		}
+		// Too far behind: the writers send what there is (for the driver to acknowledge) while reading waits.
+		t.wakeClients()
+		for !t.closed && t.holdBack(&paused) {
+			t.acks.Wait()
+		}
+		room = t.room()
+		closed := t.closed
 		t.mu.Unlock()
-		if err != nil {
+		if closed {
 			return
 		}
 	}
 }
 
-// SetExitCode records the shell's exit code, for TTYs that learn it after their output ends.
-func (t *Terminal) SetExitCode(code int) {
-	t.mu.Lock()
-	t.exitCode = int32(code)
-	t.changed.Broadcast()
-	t.mu.Unlock()
+// readBuffers lends pumps the buffers they read streaming output into.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// room is how many bytes the scrollback can take before it drops output the driver has not acknowledged. The
+// caller holds t.mu.
+func (t *Terminal) room() int { return t.opts.Scrollback - int(t.ring.end-t.acked) }
+
+// holdBack reports whether reading from the TTY should wait for acknowledgements: from HighWater bytes
+// unacknowledged until they are down to LowWater. The caller holds t.mu.
+func (t *Terminal) holdBack(paused *bool) bool {
+	behind := t.ring.end - t.acked
+	*paused = behind >= uint64(t.opts.HighWater) || *paused && behind > uint64(t.opts.LowWater)
+	return *paused
 }
 
 // Close ends the terminal: the TTY is closed (its shell hangs up) and every client is told.
@@ -126,11 +170,35 @@ func (t *Terminal) Close() error {
 		return nil
 	}
 	t.closed = true
-	t.changed.Broadcast()
+	t.wakeClients()
+	t.acks.Broadcast()
 	t.mu.Unlock()
 	err := t.tty.Close()
 	<-t.pumpDone
+	t.resizer.Wait()
 	return err
+}
+
+// wakeClients tells every client's writer that something changed: output, size, exit or close. The caller holds
+// t.mu.
+func (t *Terminal) wakeClients() {
+	for c := range t.clients {
+		c.changed.Broadcast()
+	}
+}
+
+// writers appends what the clients' writers wait on to w, the driver's last: Go's scheduler runs the goroutine
+// readied last first (it takes the processor's next slot), and the driver is the one typing. The caller holds t.mu.
+func (t *Terminal) writers(w []*sync.Cond) []*sync.Cond {
+	for c := range t.clients {
+		if c != t.driver {
+			w = append(w, c.changed)
+		}
+	}
+	if t.driver != nil {
+		w = append(w, t.driver.changed)
+	}
+	return w
 }
 
 // Idle reports since when the terminal has had no client (zero if it has one now).
@@ -155,15 +223,16 @@ const burstFrame = 512
 
 // client is one connection's view of a terminal.
 type client struct {
-	role   uint8
-	next   uint64 // offset of the next byte to send it
-	cols   uint16 // the size it was last told
-	rows   uint16
-	gone   bool
-	kicked bool      // replaced by another driver
-	pongs  [][]byte  // answers to its pings, for its writer to send
-	sentAt time.Time // when output was last sent to it
-	sentN  int       // and how much
+	changed *sync.Cond // on the terminal's mutex: its writer waits on it for something to send
+	role    uint8
+	next    uint64 // offset of the next byte to send it
+	cols    uint16 // the size it was last told
+	rows    uint16
+	gone    bool
+	kicked  bool      // replaced by another driver
+	pongs   [][]byte  // answers to its pings, for its writer to send
+	sentAt  time.Time // when output was last sent to it
+	sentN   int       // and how much
 }
 
 // attach adds a client that wants output from offset resume (0: all that is kept). It returns the offset output
@@ -171,7 +240,7 @@ type client struct {
 func (t *Terminal) attach(role uint8, resume uint64, cols, rows uint16) (*client, uint64, bool, uint16, uint16) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := &client{role: role, next: resume}
+	c := &client{changed: sync.NewCond(&t.mu), role: role, next: resume}
 	lost := false
 	if resume < t.ring.start || resume > t.ring.end {
 		// 0 asks for all that is kept; any other offset outside the scrollback lost bytes.
@@ -180,18 +249,20 @@ func (t *Terminal) attach(role uint8, resume uint64, cols, rows uint16) (*client
 	if role == RoleDriver {
 		if t.driver != nil {
 			t.driver.kicked = true
+			t.driver.changed.Broadcast()
 		}
 		t.driver = c
 		// Output the new driver already has counts as acknowledged.
-		t.acked = max(t.acked, c.next)
+		if c.next > t.acked {
+			t.acked = c.next
+			t.acks.Broadcast()
+		}
 		if cols != t.cols || rows != t.rows {
-			t.cols, t.rows = cols, rows
-			_ = t.tty.Resize(cols, rows)
+			t.wantSize(cols, rows)
 		}
 	}
 	c.cols, c.rows = t.cols, t.rows
 	t.clients[c] = struct{}{}
-	t.changed.Broadcast()
 	return c, c.next, lost, t.cols, t.rows
 }
 
@@ -207,7 +278,7 @@ func (t *Terminal) detach(c *client) {
 	if len(t.clients) == 0 {
 		t.lastSeen = time.Now()
 	}
-	t.changed.Broadcast()
+	c.changed.Broadcast()
 }
 
 // event is what a client's writer must send next.
@@ -226,10 +297,11 @@ type event struct {
 	kicked bool // ... because a newer driver took over
 }
 
-// nextEvent waits until there is something for c and returns it, reading at most len(buf) bytes of output.
+// nextEvent waits until there is something for c and returns it, with at most a frame of output (from pool).
 // Coalescing: in a burst (the last frame was large and went out less than coalesce ago) a little waiting output
 // waits out the rest of that interval for more, so a burst becomes few frames; echoes of keystrokes are small
-// and go at once, however fast the typing.
+// and go to the driver at once, however fast the typing. A viewer's output always waits coalesce for more: a
+// viewer gets at most a frame per interval, and its frame goes after the driver's echo rather than beside it.
 func (t *Terminal) nextEvent(c *client, pool *sync.Pool, coalesce time.Duration) event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -246,13 +318,21 @@ func (t *Terminal) nextEvent(c *client, pool *sync.Pool, coalesce time.Duration)
 			c.cols, c.rows = t.cols, t.rows
 			return event{resize: true, cols: t.cols, rows: t.rows}
 		case c.next < t.ring.end:
-			since := time.Since(c.sentAt)
-			if burst := c.sentN >= burstFrame && since < coalesce; burst && !waited && int(t.ring.end-c.next) < maxFrame/2 && !t.exited {
-				waited = true
-				t.mu.Unlock()
-				time.Sleep(coalesce - since)
-				t.mu.Lock()
-				continue
+			if !waited && int(t.ring.end-c.next) < maxFrame/2 && !t.exited {
+				wait := time.Duration(0)
+				if since := time.Since(c.sentAt); c.sentN >= burstFrame && since < coalesce {
+					wait = coalesce - since // a burst
+				}
+				if c.role == RoleViewer {
+					wait = coalesce
+				}
+				if wait > 0 {
+					waited = true
+					t.mu.Unlock()
+					time.Sleep(wait)
+					t.mu.Lock()
+					continue
+				}
 			}
 			frame := pool.Get().(*[]byte)
 			buf := *frame
@@ -268,7 +348,7 @@ func (t *Terminal) nextEvent(c *client, pool *sync.Pool, coalesce time.Duration)
 			c.gone = true
 			return event{exit: true, code: t.exitCode}
 		}
-		t.changed.Wait()
+		c.changed.Wait()
 	}
 }
 
@@ -278,12 +358,19 @@ func (t *Terminal) pong(c *client, payload []byte) {
 	defer t.mu.Unlock()
 	if len(c.pongs) < 4 {
 		c.pongs = append(c.pongs, append([]byte{msgPong}, payload...))
-		t.changed.Broadcast()
+		c.changed.Broadcast()
 	}
 }
 
-// input types into the TTY.
-func (t *Terminal) input(p []byte) error {
+// input types into the TTY what the driver c typed. A driver that was replaced types nothing: its connection is
+// being closed.
+func (t *Terminal) input(c *client, p []byte) error {
+	t.mu.Lock()
+	driving := t.driver == c
+	t.mu.Unlock()
+	if !driving {
+		return nil
+	}
 	_, err := t.tty.Write(p)
 	return err
 }
@@ -297,18 +384,46 @@ func (t *Terminal) ack(c *client, offset uint64) {
 	}
 	if offset > t.acked {
 		t.acked = offset
-		t.changed.Broadcast()
+		t.acks.Broadcast()
 	}
 }
 
-// resize sets the TTY's size (the driver's size wins) and tells every client.
-func (t *Terminal) resize(cols, rows uint16) error {
+// resize sets the terminal's size to what the driver c asks (the driver's size wins).
+func (t *Terminal) resize(c *client, cols, rows uint16) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cols == t.cols && rows == t.rows {
-		return nil
+	if t.driver == c && (cols != t.cols || rows != t.rows) {
+		t.wantSize(cols, rows)
 	}
+}
+
+// wantSize makes cols x rows the terminal's size. Clients are told at once; the TTY follows in the background, so
+// that a slow resize (an engine round trip) holds up no output, input or client. The caller holds t.mu.
+func (t *Terminal) wantSize(cols, rows uint16) {
 	t.cols, t.rows = cols, rows
-	t.changed.Broadcast()
-	return t.tty.Resize(cols, rows)
+	t.wakeClients()
+	if t.resizing || t.closed {
+		return // the running resizer picks up the new size; after Close there is no TTY to resize
+	}
+	t.resizing = true
+	t.resizer.Add(1)
+	go t.applySize()
+}
+
+// applySize gives the TTY the wanted size until it has the latest: sizes wanted while a resize is under way
+// coalesce into one.
+func (t *Terminal) applySize() {
+	defer t.resizer.Done()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for !t.closed && (t.ttyCols != t.cols || t.ttyRows != t.rows) {
+		cols, rows := t.cols, t.rows
+		t.mu.Unlock()
+		// A failed resize is not retried: the next size change tries again, and a TTY that fails because its
+		// shell is gone ends through its output.
+		_ = t.tty.Resize(cols, rows)
+		t.mu.Lock()
+		t.ttyCols, t.ttyRows = cols, rows
+	}
+	t.resizing = false
 }

@@ -22,6 +22,10 @@ import (
 	"github.com/sandlot/sandlot/internal/redisproc"
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session"
+	"github.com/sandlot/sandlot/session/api"
+	"github.com/sandlot/sandlot/session/labproxy"
+	"github.com/sandlot/sandlot/session/redisstore"
+	"github.com/sandlot/sandlot/session/templates"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -100,7 +104,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return fmt.Errorf("redis at %s does not answer: %w", redisURL, err)
 	}
 
-	store := session.NewStore(rdb, 24*time.Hour)
+	store := redisstore.New(rdb, 24*time.Hour)
 	if nodeCfg.Owner, err = store.Owner(ctx); err != nil {
 		return err
 	}
@@ -130,7 +134,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return err
 	}
-	templates, err := session.LoadTemplates()
+	tmpls, err := templates.Load()
 	if err != nil {
 		return err
 	}
@@ -138,25 +142,20 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return err
 	}
-	metrics := session.NewMetrics(store, q)
 	terminals := terminal.NewManager(terminal.Options{Scrollback: *o.scrollbackKiB << 10}, *o.terminalIdle)
 	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
-		store, q, driver, templates, tokens, terminals, metrics, log)
-	ready := func(ctx context.Context) error {
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		return driver.Ping(ctx)
-	}
-	handler := session.NewHandler(svc, tokens, session.APIConfig{TrustedProxies: proxies,
-		SecureCookies: *o.secureCookies, NodeLimits: driver.Limits(), Origins: splitList(*o.origins),
-		LabDomain: strings.ToLower(strings.Trim(*o.labDomain, ".")), MaxUpload: *o.maxUploadMiB << 20}, ready, metrics, log)
+		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
+			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(store, q), Log: log})
+	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
+	handler := api.NewHandler(svc, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
+		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20}, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// Bodies have their own pace limits (session/api); a connection idle between requests is closed after a while.
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(2)
@@ -184,7 +183,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	return err
 }
 
-func newTokens(ctx context.Context, o serveOptions, store *session.Store) (*session.Tokens, error) {
+func newTokens(ctx context.Context, o serveOptions, store *redisstore.Store) (*session.Tokens, error) {
 	var key []byte
 	var err error
 	if *o.signingKey != "" {

@@ -1,36 +1,12 @@
 // The v1 HTTP API as the page uses it. The session cookie (set when the session was made) authorizes every call.
 
-export interface Template {
-  name: string;
-  title: string;
-  description: string;
-  managers: number;
-  workers: number;
-  swarm: boolean;
-}
+import type {
+  AddInstanceRequest, CreateSessionRequest, ErrorBody, ExtendRequest, FileWritten, FilesWritten, Instance, LabLink,
+  LinkRequest, SessionView, SetupRequest, TemplateList, Tree,
+} from "./api-types";
 
-export interface Instance {
-  name: string;
-  hostname: string;
-  ip?: string;
-  status: string;
-  ports: number[];
-  created_at: string;
-}
-
-export interface Session {
-  id: string;
-  template?: string;
-  state: "starting" | "active" | "ended";
-  created_at: string;
-  expires_at: string;
-  max_expires_at: string;
-  end_reason?: "expired" | "deleted" | "idle" | "error" | "admin";
-  end_message?: string;
-  max_instances: number;
-  instances: Instance[];
-  limits: { max_instances: number; instances: number; remaining_instances: number };
-}
+// The answers' types are the OpenAPI document's (session/api/openapi.json), made into api-types.ts by build.mjs.
+export type { FileEntry, Instance, LabLink, SessionView as Session, Template } from "./api-types";
 
 /** ApiError is a refusal from the server, with its code and message (and when to try again, if it said). */
 export class ApiError extends Error {
@@ -65,11 +41,11 @@ async function request(method: string, path: string, body?: unknown): Promise<st
   if (!Number.isNaN(date)) serverOffset = date + 500 - Date.now(); // Date has whole seconds: aim at the middle
   const text = await res.text();
   if (!res.ok) {
-    let data: any = undefined;
+    let data: Partial<ErrorBody> | undefined;
     try {
       data = JSON.parse(text);
     } catch {
-      // not JSON: described below
+      // not JSON (from a proxy in between, say): described below
     }
     const retry = Number(res.headers.get("Retry-After")) || undefined;
     throw new ApiError(res.status, data?.error?.code ?? "http_" + res.status,
@@ -88,45 +64,35 @@ const base = "/api/v1";
 const sessionPath = (id: string) => `${base}/sessions/${encodeURIComponent(id)}`;
 const nodePath = (id: string, name: string) => `${sessionPath(id)}/instances/${encodeURIComponent(name)}`;
 
-export interface LabLink {
-  url: string;
-  path_url: string;
-  expires_at: string;
-}
-
-export interface FileEntry {
-  path: string;
-  type: "d" | "f" | "l";
-  size: number;
-  mtime: string;
-}
-
 /** upload sends files into a directory of a node (multipart); the answer lists where they went. */
 async function upload(id: string, name: string, dir: string, files: File[]) {
   const form = new FormData();
   for (const f of files) form.append("file", f, f.name);
-  return call<{ files: { path: string; size: number }[] }>("POST",
+  return call<FilesWritten>("POST",
     `${nodePath(id, name)}/files?dir=${encodeURIComponent(dir)}`, form);
 }
 
 export const api = {
-  templates: () => call<{ templates: Template[] }>("GET", `${base}/templates`).then((r) => r.templates),
-  createSession: (template = "") => call<Session>("POST", `${base}/sessions`, template ? { template } : {}),
-  session: (id: string) => call<Session>("GET", sessionPath(id)),
-  setup: (id: string, template: string) => call<Session>("POST", `${sessionPath(id)}/setup`, { template }),
-  extend: (id: string, duration: string) => call<Session>("POST", `${sessionPath(id)}/extend`, { duration }),
-  end: (id: string) => call<Session>("DELETE", sessionPath(id)),
-  addNode: (id: string) => call<Instance>("POST", `${sessionPath(id)}/instances`, {}),
+  templates: () => call<TemplateList>("GET", `${base}/templates`).then((r) => r.templates),
+  createSession: (template = "") =>
+    call<SessionView>("POST", `${base}/sessions`, (template ? { template } : {}) satisfies CreateSessionRequest),
+  session: (id: string) => call<SessionView>("GET", sessionPath(id)),
+  setup: (id: string, template: string) =>
+    call<SessionView>("POST", `${sessionPath(id)}/setup`, { template } satisfies SetupRequest),
+  extend: (id: string, duration: string) =>
+    call<SessionView>("POST", `${sessionPath(id)}/extend`, { duration } satisfies ExtendRequest),
+  end: (id: string) => call<SessionView>("DELETE", sessionPath(id)),
+  addNode: (id: string) => call<Instance>("POST", `${sessionPath(id)}/instances`, {} satisfies AddInstanceRequest),
   removeNode: (id: string, name: string) => call<void>("DELETE", nodePath(id, name)),
   restartNode: (id: string, name: string) => call<Instance>("POST", `${nodePath(id, name)}/restart`),
   portLink: (id: string, name: string, port: number, duration?: string) =>
-    call<LabLink>("POST", `${nodePath(id, name)}/ports/${port}/link`, duration ? { duration } : {}),
+    call<LabLink>("POST", `${nodePath(id, name)}/ports/${port}/link`, (duration ? { duration } : {}) satisfies LinkRequest),
   upload,
-  tree: (id: string, name: string, path: string) =>
-    call<{ entries: FileEntry[]; truncated: boolean }>("GET", `${nodePath(id, name)}/tree?path=${encodeURIComponent(path)}&depth=3`),
+  tree: (id: string, name: string, path: string, depth: number) =>
+    call<Tree>("GET", `${nodePath(id, name)}/tree?path=${encodeURIComponent(path)}&depth=${depth}`),
   readFile: (id: string, name: string, path: string) => request("GET", fileURL(id, name, path)),
   writeFile: (id: string, name: string, path: string, content: string) =>
-    call<{ path: string; size: number }>("PUT", `${nodePath(id, name)}/files?path=${encodeURIComponent(path)}`, new Blob([content])),
+    call<FileWritten>("PUT", `${nodePath(id, name)}/files?path=${encodeURIComponent(path)}`, new Blob([content])),
 };
 
 /** fileURL is where a node's file is read; with download set, the browser saves it. */

@@ -1,8 +1,9 @@
-// The file editor: the node's home directory as a tree; open a file, change it, save it. Files go through the
-// server's files API (the Docker engine's archive API), never through host paths.
+// The file editor: the node's home directory as a tree (file-tree.ts); open a directory, open a file, change it,
+// save it. Files go through the server's files API (the Docker engine's archive API), never through host paths.
 
 import { LitElement, html, nothing } from "lit";
 import { api, fileURL, type ApiError, type FileEntry } from "./api";
+import { FileTree } from "./file-tree";
 
 const maxEditable = 1024 * 1024; // larger files are offered for download only
 
@@ -11,7 +12,7 @@ export class FilesDialog extends LitElement {
     session: {},
     node: {},
     root: {},
-    entries: { state: true },
+    tree: { state: true },
     path: { state: true },
     content: { state: true },
     saved: { state: true },
@@ -21,7 +22,7 @@ export class FilesDialog extends LitElement {
   session = "";
   node = "";
   root = "/root";
-  entries: FileEntry[] = [];
+  tree?: FileTree;
   path = "";
   content = "";
   saved = "";
@@ -37,13 +38,25 @@ export class FilesDialog extends LitElement {
   }
 
   async load() {
+    const tree = new FileTree(this.root, (path, depth) => api.tree(this.session, this.node, path, depth));
+    await this.listing(tree, () => tree.load());
+    this.tree = tree;
+  }
+
+  /** listing runs a listing of tree, then shows what it found (or why not). */
+  private async listing(tree: FileTree, list: () => Promise<void>) {
     try {
-      const t = await api.tree(this.session, this.node, this.root);
-      this.entries = t.entries;
-      this.message = t.truncated ? "Only the first entries are shown." : "";
+      await list();
+      this.message = tree.truncated ? "Only the first entries are shown." : "";
     } catch (e) {
       this.message = (e as ApiError).message;
     }
+    this.requestUpdate();
+  }
+
+  private toggle(e: FileEntry) {
+    const tree = this.tree;
+    if (tree) void this.listing(tree, () => tree.toggle(e.path));
   }
 
   private async open(e: FileEntry) {
@@ -89,7 +102,6 @@ export class FilesDialog extends LitElement {
   }
 
   render() {
-    const depth = (p: string) => p.slice(this.root.length).split("/").length - 2;
     return html`
       <div class="modal" role="dialog" aria-label="files of ${this.node}" @keydown=${this.key}>
         <div class="files">
@@ -100,13 +112,16 @@ export class FilesDialog extends LitElement {
           </header>
           <div class="files-body">
             <ul class="tree">
-              ${this.entries.map((e) => html`
-                <li class=${e.type === "d" ? "dir" : "file"} style="padding-left:${depth(e.path) * 14 + 6}px">
-                  ${e.type === "d"
-                    ? html`<span>▸ ${e.path.split("/").pop()}/</span>`
-                    : html`<button class="link ${e.path === this.path ? "open" : ""}" data-path=${e.path}
-                        @click=${() => this.open(e)}>${e.path.split("/").pop()}</button>
-                      <a class="download" href=${fileURL(this.session, this.node, e.path, true)} title="download">⤓</a>`}
+              ${(this.tree?.rows() ?? []).map(({ entry: e, kind, name, depth, open }) => html`
+                <li class=${kind} style="padding-left:${depth * 14 + 6}px">
+                  ${kind === "dir"
+                    ? html`<button class="link" data-path=${e.path} aria-expanded=${open}
+                        @click=${() => this.toggle(e)}>${open ? "▾" : "▸"} ${name}/</button>`
+                    : kind === "file"
+                    ? html`<button class="link ${e.path === this.path ? "open" : ""}" data-path=${e.path}
+                        @click=${() => this.open(e)}>${name}</button>
+                      <a class="download" href=${fileURL(this.session, this.node, e.path, true)} title="download">⤓</a>`
+                    : html`<span title="not a file to read">${name}</span>`}
                 </li>`)}
             </ul>
             <div class="editor">

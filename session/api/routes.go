@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/sandlot/sandlot/session"
+)
+
+// route is one entry of the API surface. The OpenAPI document lists exactly these (a test keeps them in sync).
+type route struct {
+	method, pattern string
+	handler         http.Handler
+}
+
+// routes is the whole HTTP API at a glance: each route with what it needs of a token (session: a grant of that
+// permission on the session in the path; admin: the admin token) and, when it changes something, the body it takes
+// (stateChanging: from Sandlot's own pages or --public-origins only).
+func (a *api) routes() []route {
+	change := func(p session.Permission, h http.Handler) http.Handler {
+		return a.stateChanging(jsonBody, a.session(p, h))
+	}
+	return []route{
+		{"POST", "/api/v1/sessions", a.stateChanging(jsonBody, a.createSession())},
+		{"GET", "/api/v1/sessions", a.admin(a.listSessions())},
+		{"GET", "/api/v1/sessions/{id}", a.session(session.PermDrive, a.getSession())},
+		{"DELETE", "/api/v1/sessions/{id}", change(session.PermDrive, a.deleteSession())},
+		{"POST", "/api/v1/sessions/{id}/extend", change(session.PermDrive, a.extendSession())},
+		{"POST", "/api/v1/sessions/{id}/setup", change(session.PermDrive, a.setupSession())},
+		{"POST", "/api/v1/sessions/{id}/instances", change(session.PermDrive, a.addInstance())},
+		{"DELETE", "/api/v1/sessions/{id}/instances/{name}", change(session.PermDrive, a.removeInstance())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/exec", change(session.PermDrive, a.exec())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/start", change(session.PermDrive, a.act(session.ActionStart))},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/stop", change(session.PermDrive, a.act(session.ActionStop))},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/restart", change(session.PermDrive, a.act(session.ActionRestart))},
+		{"GET", "/api/v1/sessions/{id}/instances/{name}/terminal", a.sessionOrLink(session.PermWatch, a.terminal())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/files", a.stateChanging(multipartBody, a.session(session.PermDrive, a.uploadFiles()))},
+		{"PUT", "/api/v1/sessions/{id}/instances/{name}/files", a.stateChanging(rawBody, a.session(session.PermDrive, a.saveFile()))},
+		{"GET", "/api/v1/sessions/{id}/instances/{name}/files", a.session(session.PermDrive, a.readFile())},
+		{"GET", "/api/v1/sessions/{id}/instances/{name}/tree", a.session(session.PermDrive, a.tree())},
+		{"POST", "/api/v1/sessions/{id}/viewer", change(session.PermDrive, a.viewerLink())},
+		{"POST", "/api/v1/sessions/{id}/instances/{name}/ports/{port}/link", change(session.PermDrive, a.portLink())},
+		{"GET", "/api/v1/templates", a.listTemplates()},
+		{"GET", "/api/v1/openapi.json", a.openAPI()},
+		{"GET", "/{$}", a.page()},
+		{"GET", "/s/{id}", a.page()},
+		{"GET", "/assets/{file}", a.assets()},
+		{"GET", "/healthz", a.healthz()},
+		{"GET", "/readyz", a.readyz()},
+		{"GET", "/metrics", a.metricsHandler()},
+		// The lab proxy, path-based (host-based lab URLs are routed before these: see NewHandler).
+		{"GET", "/lab/{id}/{name}/{port}", a.proxy.PathHandler()},
+		{"GET", "/lab/{id}/{name}/{port}/{path...}", a.proxy.PathHandler()},
+		{"POST", "/lab/{id}/{name}/{port}/{path...}", a.proxy.PathHandler()},
+		{"PUT", "/lab/{id}/{name}/{port}/{path...}", a.proxy.PathHandler()},
+		{"PATCH", "/lab/{id}/{name}/{port}/{path...}", a.proxy.PathHandler()},
+		{"DELETE", "/lab/{id}/{name}/{port}/{path...}", a.proxy.PathHandler()},
+		{"OPTIONS", "/lab/{id}/{name}/{port}/{path...}", a.proxy.PathHandler()},
+	}
+}
