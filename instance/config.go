@@ -72,6 +72,11 @@ func DefaultEngine() string {
 // so never routed, and clear of the ranges tutorials use inside labs (172.17-31/16, 10.0.0.0/8, 192.168.0.0/16).
 var DefaultSubnetPool = netip.MustParsePrefix("198.18.0.0/15")
 
+// NodeEngineHostAddr is the host's address on the link to the node engine (sl-engine): what nodes on the node
+// engine reach the host at, and so where the host serves them the image cache. It must match host_addr in
+// ops/node-engine.
+var NodeEngineHostAddr = netip.MustParseAddr("169.254.213.1")
+
 // Config says how nodes are made. The zero value is usable: every field has a default.
 type Config struct {
 	Engine       string        // the Docker engine's address; default DefaultEngine()
@@ -91,6 +96,10 @@ type Config struct {
 	// with the same owner, so that two deployments on one engine never collect each other's nodes. Empty: make
 	// objects without an owner and collect regardless of owner (the admin `sandlot gc`).
 	Owner string
+	// ImageMirror is the image cache nodes' engines use as their Docker Hub mirror (plain HTTP, read-only
+	// registry API), such as NodeEngineHostAddr:5000; the host firewall lets nodes open that one TCP address and
+	// port of the host and no other. Zero: no mirror, and nodes pull from Docker Hub directly.
+	ImageMirror netip.AddrPort
 	// KeySecret is what each session's ssh key pair is derived from (at least 32 bytes): drivers with the same
 	// secret give the nodes of a session the same key, so every server of a deployment must share it. Empty: New
 	// makes a random one, and keys then match only among the nodes this process makes.
@@ -160,6 +169,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("node disk %d bytes is below the 64 MiB a node's engine needs", c.Disk)
 	case c.CPUs < 0 || c.Pids < 64:
 		return c, fmt.Errorf("node limits too small: %v CPUs, %d pids (at least 64 pids)", c.CPUs, c.Pids)
+	case c.ImageMirror.IsValid() && (!c.ImageMirror.Addr().Is4() || c.ImageMirror.Port() == 0):
+		return c, fmt.Errorf("image mirror %s is not an IPv4 address and port", c.ImageMirror)
 	case len(c.KeySecret) < 32:
 		return c, fmt.Errorf("the ssh key secret has %d bytes, fewer than 32", len(c.KeySecret))
 	}

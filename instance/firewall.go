@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -10,15 +11,17 @@ import (
 )
 
 // The host firewall keeps nodes away from the host itself and from link-local addresses (cloud metadata at
-// 169.254.169.254). Two chains of Sandlot's own, flushed and refilled on every start so that the rules always match
-// the configuration:
+// 169.254.169.254), except for the one address and port of the image mirror (Config.ImageMirror), when there is
+// one. Two chains of Sandlot's own, flushed and refilled on every start so that the rules always match the
+// configuration:
 //
-//	SANDLOT-INPUT   (jumped to first from INPUT): replies pass; new connections from nodes to any host address are
-//	                rejected.
+//	SANDLOT-INPUT   (jumped to first from INPUT): replies pass; new TCP connections from nodes to the image mirror
+//	                pass; every other new connection from nodes to any host address is rejected.
 //	SANDLOT-FORWARD (jumped to first from DOCKER-USER): replies pass (the node engine's host reaches nodes from a
-//	                link-local address through the engine's network namespace); nodes may not reach link-local
-//	                addresses, nor anything the host publishes through DNAT; and no packet for a pool address is
-//	                forwarded anywhere but
+//	                link-local address through the engine's network namespace); new TCP connections from nodes to
+//	                the image mirror pass on to the engine's own rules (the node engine's host serves the mirror
+//	                at a link-local address); otherwise nodes may not reach link-local addresses, nor anything the
+//	                host publishes through DNAT; and no packet for a pool address is forwarded anywhere but
 //	                onto a Sandlot bridge (sl-*), so that a node on an overlay network, whose default route is the
 //	                host, cannot reach another session's addresses through it, nor send them off the host.
 //
@@ -36,18 +39,36 @@ const (
 	firewallForward = "SANDLOT-FORWARD"
 )
 
-func firewallScript(pool string, swarm bool) string {
+// firewallScript is the shell script that puts the rules in place, for nodes in pool, on an engine in swarm mode
+// or not, with the image mirror nodes may reach (zero: none).
+func firewallScript(pool string, swarm bool, mirror netip.AddrPort) string {
 	var b strings.Builder
 	b.WriteString("set -e\n" + pickBackend)
+	// The mirror's exemption goes before each chain's rejections: RETURN hands its packets back to the rules after
+	// the jump (the engine's own), as for any traffic these chains do not reject.
+	// Nodes on overlay networks come through docker_gwbridge with other addresses: in swarm mode, they are let
+	// through to the mirror as such.
+	allowMirrorFrom := func(chain, from string) {
+		if mirror.IsValid() {
+			fmt.Fprintf(&b, "$ipt -A %s %s -d %s -p tcp --dport %d -j RETURN\n", chain, from, mirror.Addr(), mirror.Port())
+		}
+	}
+	allowMirror := func(chain string) { allowMirrorFrom(chain, "-s "+pool) }
 	fmt.Fprintf(&b, `for c in %[1]s %[2]s; do $ipt -N $c 2>/dev/null || true; $ipt -F $c; done
 $ipt -A %[1]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
-$ipt -A %[1]s -s %[3]s -j REJECT
+`, firewallInput, firewallForward)
+	allowMirror(firewallInput)
+	fmt.Fprintf(&b, `$ipt -A %[1]s -s %[3]s -j REJECT
 $ipt -A %[2]s -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
-$ipt -A %[2]s -s %[3]s -d 169.254.0.0/16 -j REJECT
-$ipt -A %[2]s -s %[3]s -m conntrack --ctstate DNAT -j REJECT
-$ipt -A %[2]s -d %[3]s ! -o sl-+ -j REJECT
 `, firewallInput, firewallForward, pool)
+	allowMirror(firewallForward)
+	fmt.Fprintf(&b, `$ipt -A %[1]s -s %[2]s -d 169.254.0.0/16 -j REJECT
+$ipt -A %[1]s -s %[2]s -m conntrack --ctstate DNAT -j REJECT
+$ipt -A %[1]s -d %[2]s ! -o sl-+ -j REJECT
+`, firewallForward, pool)
 	if swarm {
+		allowMirrorFrom(firewallInput, "-i docker_gwbridge")
+		allowMirrorFrom(firewallForward, "-i docker_gwbridge")
 		fmt.Fprintf(&b, `$ipt -A %[1]s -i docker_gwbridge -j REJECT
 $ipt -A %[2]s -i docker_gwbridge -d 169.254.0.0/16 -j REJECT
 `, firewallInput, firewallForward)
@@ -86,7 +107,7 @@ $ipt -S ` + firewallInput + `; $ipt -S ` + firewallForward + `
 `
 
 func (d *Driver) applyFirewall(ctx context.Context) error {
-	out, err := d.runFirewallHelper(ctx, "firewall", firewallScript(d.cfg.SubnetPool.String(), d.swarm))
+	out, err := d.runFirewallHelper(ctx, "firewall", firewallScript(d.cfg.SubnetPool.String(), d.swarm, d.cfg.ImageMirror))
 	if err != nil {
 		return fmt.Errorf("host firewall for nodes: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,24 @@ type Spec struct {
 	// Started, if set, is called once while Create waits for the node's engine, as soon as the node can take
 	// shells: a caller may open the first one then, so that it is waiting when the engine is ready.
 	Started func()
+	// Preload are image references (busybox:1.36, registry.example/team/app:2) that the node's own engine pulls,
+	// all at once, before the node counts as ready; through the image mirror when the driver has one. A pull that
+	// fails or takes more than two thirds of the ready timeout is a warning in the node's log, not a failure: the
+	// node is ready without that image. A node pulls them at its first boot only.
+	Preload []string
+}
+
+// preloadPattern is what a preloaded image reference may look like: the characters of Docker's reference grammar,
+// starting with a letter or digit (so that it never reads as an option).
+var preloadPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$`)
+
+func checkPreload(refs []string) error {
+	for _, ref := range refs {
+		if !preloadPattern.MatchString(ref) {
+			return fmt.Errorf("%w: image reference %q to preload", ErrInvalid, ref)
+		}
+	}
+	return nil
 }
 
 // The lines the node's entrypoint prints: one of them ends every boot.
@@ -61,6 +80,9 @@ func (d *Driver) Create(ctx context.Context, session string, spec Spec) (Instanc
 		spec.Hostname = spec.Name
 	}
 	if err := checkHostname(spec.Hostname); err != nil {
+		return Instance{}, err
+	}
+	if err := checkPreload(spec.Preload); err != nil {
 		return Instance{}, err
 	}
 	net, err := d.sessionNetwork(ctx, session)
@@ -105,7 +127,16 @@ func (d *Driver) nodeConfig(session string, spec Spec, net Network, ip netip.Add
 			"SANDLOT_NODE=" + spec.Name,
 			"SANDLOT_SESSION=" + session,
 			"SANDLOT_IP=" + ip.String(),
+			// Registries on the session's network (node1:5000) need no TLS; nothing else is exempt.
+			"SANDLOT_INSECURE_REGISTRIES=" + net.Subnet.Masked().String(),
 		},
+	}
+	if d.cfg.ImageMirror.IsValid() {
+		cfg.Env = append(cfg.Env, "SANDLOT_REGISTRY_MIRROR=http://"+d.cfg.ImageMirror.String())
+	}
+	if len(spec.Preload) > 0 {
+		cfg.Env = append(cfg.Env, "SANDLOT_PRELOAD="+strings.Join(spec.Preload, " "),
+			"SANDLOT_PRELOAD_TIMEOUT="+strconv.Itoa(max(1, int(d.cfg.ReadyTimeout*2/3/time.Second))))
 	}
 	if d.nodeDisks {
 		cfg.Env = append(cfg.Env, diskEnv+"="+strconv.FormatInt(d.cfg.Disk, 10))

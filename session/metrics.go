@@ -21,11 +21,15 @@ type Metrics struct {
 	quotaSeconds    prometheus.Histogram
 }
 
-// NewMetrics registers the session metrics, and gauges read from Redis at scrape time.
-func NewMetrics(store Store, q *quota.Quota) *Metrics {
+// NewMetrics registers the session metrics, and gauges read from Redis at scrape time, in reg (others, such as the
+// image cache's, may be there too); nil: a registry of their own.
+func NewMetrics(reg *prometheus.Registry, store Store, q *quota.Quota) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	buckets := []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30}
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
+		Registry: reg,
 		sessionsCreated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sandlot_sessions_created_total", Help: "Sessions created by this process."}),
 		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -317,13 +317,17 @@ func (s *Service) createInstance(ctx context.Context, id, hostname string) (Inst
 	if err != nil {
 		return Instance{}, err
 	}
-	return s.makeInstance(ctx, id, name, hostname)
+	var preload []string
+	if sess, err := s.store.Get(ctx, id); err == nil && sess.Template != "" {
+		preload = s.templates[sess.Template].NodeImages() // a node added to a lab gets what the lab's nodes have
+	}
+	return s.makeInstance(ctx, id, name, hostname, preload)
 }
 
-// makeInstance makes and records the node a name was allocated for.
-func (s *Service) makeInstance(ctx context.Context, id, name, hostname string) (Instance, error) {
+// makeInstance makes and records the node a name was allocated for, with images pulled into its engine.
+func (s *Service) makeInstance(ctx context.Context, id, name, hostname string, preload []string) (Instance, error) {
 	start := time.Now()
-	made, err := s.nodes.Create(ctx, id, instance.Spec{Name: name, Hostname: hostname,
+	made, err := s.nodes.Create(ctx, id, instance.Spec{Name: name, Hostname: hostname, Preload: preload,
 		Started: func() { s.prewarm(id, name) }})
 	if err != nil {
 		_ = s.store.DeleteInstance(context.WithoutCancel(ctx), id, name)

@@ -60,7 +60,7 @@ func (s *Service) setup(ctx context.Context, id string, t templates.Template, re
 		nodes[i] = &pendingNode{done: make(chan struct{})}
 		go func() {
 			defer close(nodes[i].done)
-			if nodes[i].in, nodes[i].err = s.makeInstance(ctx, id, name, ""); nodes[i].err != nil {
+			if nodes[i].in, nodes[i].err = s.makeInstance(ctx, id, name, "", t.NodeImages()); nodes[i].err != nil {
 				release(1)
 			}
 		}()

@@ -19,6 +19,7 @@ commands:
   serve   run the server (sandlot serve -h lists its flags)
   check   check the Docker engine, node image, isolation, node disks, kernel features and host firewall
   gc      remove what sessions left behind: --session ID (repeatable) or --all
+  images  the server's image cache: list, preload IMAGE..., import FILE.tar (sandlot images -h)
 
 Every flag can also be set as SANDLOT_<FLAG> (SANDLOT_LISTEN=:9090, SANDLOT_NETWORK=bridge, ...) or in a JSON
 config file named by --config (keys are flag names). The command line wins, then the environment, then the file.
@@ -31,6 +32,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command")
 	}
 	cmd, rest := args[1], args[2:]
+	if cmd == "images" {
+		return imagesCommand(ctx, rest, getenv, stdout, stderr)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("config", "", "JSON config file (keys are flag names)")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -34,6 +35,7 @@ type serveOptions struct {
 	defaultDuration, maxDuration                                                *time.Duration
 	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
 	maxUploadMiB                                                                *int64
+	images                                                                      imageSettings
 	secureCookies                                                               *bool
 	origins, labDomain                                                          *string
 	scrollbackKiB                                                               *int
@@ -61,6 +63,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		scrollbackKiB:     fs.Int("scrollback", 1024, "KiB of terminal output kept for reconnecting clients (at least 1024)"),
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
 		maxUploadMiB:      fs.Int64("max-upload", 32, "MiB of files one request may upload or save into a node"),
+		images:            imageFlags(fs),
 	}
 }
 
@@ -113,6 +116,16 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return err
 	}
 	nodeCfg.Logger = log
+	metricsReg := prometheus.NewRegistry()
+	cache, err := startImages(ctx, o.images, *o.data, &nodeCfg, metricsReg, log)
+	if err != nil {
+		return err
+	}
+	var imageCache api.ImageCache
+	if cache != nil {
+		defer cache.Close()
+		imageCache = cache
+	}
 	// Every server of the deployment shares the signing key, so all of them give a session the same ssh key.
 	nodeCfg.KeySecret = tokens.Subkey("node ssh keys")
 	driver, err := instance.New(ctx, nodeCfg)
@@ -145,10 +158,10 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	terminals := terminal.NewManager(terminal.Options{Scrollback: *o.scrollbackKiB << 10}, *o.terminalIdle)
 	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
-			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(store, q), Log: log})
+			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
 	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
 	handler := api.NewHandler(svc, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
-		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20}, log)
+		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache}, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {
@@ -161,6 +174,10 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	wg.Add(2)
 	go func() { defer wg.Done(); svc.RunReaper(workCtx) }()
 	go func() { defer wg.Done(); terminals.Run(workCtx) }()
+	if cache != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); preloadTemplates(workCtx, cache, tmpls, log) }()
+	}
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "capacity", capacity, "network", driver.NetworkKind(),

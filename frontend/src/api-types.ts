@@ -86,6 +86,10 @@ export interface Template {
   managers: number;
   workers: number;
   swarm: boolean;
+  /** Docker Hub images put into the image cache when the server starts */
+  images?: string[];
+  /** each node of the lab has the images in its own engine when it is ready */
+  preload_into_nodes?: boolean;
 }
 
 export interface TemplateList {
@@ -178,4 +182,46 @@ export interface ExecRequest {
 export interface LinkRequest {
   /** how long the link works; default: as long as the session may live */
   duration?: string;
+}
+
+export interface Image {
+  /** as docker names it: nginx, training/whoami */
+  name: string;
+  tag: string;
+  /** of the tag's manifest (an index for multi-platform images) */
+  digest: string;
+  /** the platform stored, for a multi-platform image */
+  platform?: string;
+  /** bytes of its compressed layers and configuration */
+  size: number;
+  /** when a node (or a preload) last pulled it; an RFC 3339 time */
+  last_used?: string;
+}
+
+export interface ImageList {
+  images: Image[];
+}
+
+export interface PreloadRequest {
+  /** Docker Hub image names: nginx:alpine, redis:7, training/whoami */
+  images: string[];
+}
+
+export interface ImportResult {
+  /** the names imported */
+  images: string[];
+}
+
+/** one line of a preload's answer: an image's progress (image, done, total), its end (image with digest, or with error), or the last line (finished, with error if any image failed) */
+export interface PreloadProgress {
+  image?: string;
+  /** bytes done */
+  done?: number;
+  /** bytes the image needs */
+  total?: number;
+  /** set when the image is in the cache whole */
+  digest?: string;
+  error?: string;
+  /** set on the last line */
+  finished?: boolean;
 }

@@ -34,6 +34,8 @@ type Config struct {
 	// SocketsPerClient and UploadsPerClient bound what one client address holds at once; defaults 200 and 4.
 	SocketsPerClient int
 	UploadsPerClient int
+	Images           ImageCache // nil: no image cache of its own
+	MaxImport        int64      // bytes of a `docker save` archive an import takes; default DefaultMaxImport
 }
 
 // DefaultMaxExecOutput is how much of each stream of an exec is answered: with base64 (at most 4/3 of it) both

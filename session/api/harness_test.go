@@ -112,7 +112,7 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	metrics := session.NewMetrics(store, q)
+	metrics := session.NewMetrics(nil, store, q)
 	svc := session.NewService(o.cfg, session.Deps{Store: store, Quota: q, Nodes: nodes, Templates: tmpls,
 		Tokens: tokens, Terminals: terminal.NewManager(terminal.Options{}, 0), Metrics: metrics, Log: log})
 	proxy := labproxy.New(svc, labproxy.Config{}, log)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/sandlot/sandlot/images"
 	"github.com/sandlot/sandlot/session/templates"
 	"log/slog"
 	"reflect"
@@ -63,6 +64,12 @@ func openAPIBodies() (answers, requests map[string]any) {
 		status struct {
 			Status string `json:"status"`
 		}
+		imageList struct {
+			Images []images.Image `json:"images"`
+		}
+		importResult struct {
+			Images []string `json:"images"`
+		}
 	)
 	const s, n = "/api/v1/sessions/{id}", "/api/v1/sessions/{id}/instances/{name}"
 	answers = map[string]any{
@@ -83,6 +90,8 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"GET " + n + "/tree 200":               treeResponse{},
 		"POST " + n + "/ports/{port}/link 201": labLink{},
 		"GET /api/v1/templates 200":            templateList{},
+		"GET /api/v1/images 200":               imageList{},
+		"POST /api/v1/images/import 200":       importResult{},
 		"GET /api/v1/openapi.json 200":         nil, // this document
 		"GET /healthz 200":                     status{},
 		"GET /readyz 200":                      status{},
@@ -94,6 +103,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"POST " + s + "/instances":         addInstanceRequest{},
 		"POST " + n + "/exec":              execRequest{},
 		"POST " + n + "/ports/{port}/link": linkRequest{},
+		"POST /api/v1/images/preload":      preloadRequest{},
 	}
 	return answers, requests
 }

@@ -7,6 +7,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"github.com/sandlot/sandlot/images"
 	"path"
 	"sort"
 	"strings"
@@ -21,6 +22,19 @@ type Template struct {
 	Managers    int    `json:"managers"`
 	Workers     int    `json:"workers"`
 	Swarm       bool   `json:"swarm"`
+	// Images are put into the image cache when the server starts, so that the lab's pulls never wait for Docker
+	// Hub; with PreloadIntoNodes, each node of the lab also has them in its own engine when it is ready
+	// (docker run starts at once, for a node start that takes longer: see the README).
+	Images           []string `json:"images,omitempty"`
+	PreloadIntoNodes bool     `json:"preload_into_nodes,omitempty"`
+}
+
+// NodeImages are the images pulled into each node's engine as it is made.
+func (t Template) NodeImages() []string {
+	if !t.PreloadIntoNodes {
+		return nil
+	}
+	return t.Images
 }
 
 // Nodes is how many nodes the template makes.
@@ -71,6 +85,13 @@ func parse(name string, data []byte) (Template, error) {
 		return t, fmt.Errorf("template %s: managers without a swarm", name)
 	case t.Title == "":
 		return t, fmt.Errorf("template %s: no title", name)
+	case t.PreloadIntoNodes && len(t.Images) == 0:
+		return t, fmt.Errorf("template %s: preload_into_nodes without images", name)
+	}
+	for _, ref := range t.Images {
+		if err := images.CheckRef(ref); err != nil {
+			return t, fmt.Errorf("template %s: %w", name, err)
+		}
 	}
 	return t, nil
 }
