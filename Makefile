@@ -98,6 +98,8 @@ bench-on-engine:
 	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer|KeystrokeEcho|Throughput' -benchtime 4x ./terminal
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LabProxy' -benchtime 5x ./session/api
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ExecMemory' -benchtime 3x ./e2e
+	$(GO) test -run '^$$' -bench 'TenAtOnce' -benchtime 3x ./images
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ImagePull|ImageTenUncached' -benchtime 1x -timeout 20m ./e2e
 	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -73,6 +75,13 @@ func startServer(t testing.TB, args ...string) *proc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// No image cache unless the test asks for one: a server's default upstream is Docker Hub, which tests never
+	// reach, and the cache's one port is for one server at a time (testengine.MirrorPort).
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--image-") || strings.HasPrefix(a, "--registry")
+	}) {
+		args = append(args, "--registry", "off")
+	}
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", addr, "--network", "bridge"}, args...)...)
 	cmd.Env = os.Environ()
 	stdout, _ := cmd.StdoutPipe()

@@ -106,7 +106,7 @@ func (f *front) askManifest(r *http.Request, repo, ref string) (answer, error) {
 		a, err := f.ask(ctx, r, proxy+path)
 		cancel()
 		if err == nil && a.status < 500 {
-			f.c.metrics.requests.WithLabelValues("manifest", resultUpstream).Inc()
+			f.c.metrics.requests.WithLabelValues("manifest", resultProxied).Inc()
 			return a, nil
 		}
 		f.c.metrics.requests.WithLabelValues("manifest", resultOffline).Inc()

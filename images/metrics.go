@@ -11,19 +11,19 @@ type metrics struct {
 
 // The results of a request to the front.
 const (
-	resultHit      = "hit"      // served from storage
-	resultMiss     = "miss"     // fetched from the upstream for it
-	resultWaited   = "waited"   // served from storage after another request's fetch of the same blob
-	resultUpstream = "upstream" // a manifest asked of the upstream through the pull-through cache
-	resultOffline  = "offline"  // the upstream failed; served from storage
-	resultError    = "error"
+	resultHit     = "hit"     // served from storage
+	resultMiss    = "miss"    // fetched from the upstream for it
+	resultWaited  = "waited"  // served from storage after another request's fetch of the same blob
+	resultProxied = "proxied" // a manifest the pull-through cache answered (from the upstream, or its copy if that failed)
+	resultOffline = "offline" // the pull-through cache failed or took too long; served from storage
+	resultError   = "error"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandlot_image_cache_requests_total",
-			Help: "Registry requests of nodes to the image cache, by kind (manifest, blob) and result (hit, miss, waited, upstream, offline, error)."},
+			Help: "Registry requests of nodes to the image cache, by kind (manifest, blob) and result (hit, miss, waited, proxied, offline, error)."},
 			[]string{"kind", "result"}),
 		upstreamBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sandlot_image_cache_upstream_bytes_total",

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -83,6 +84,7 @@ type serverOpts struct {
 	cfg    session.Config
 	api    Config
 	nodes  session.Nodes // default: the real engine's (driver)
+	extra  templates.Set // templates besides the embedded ones
 }
 
 func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
@@ -111,6 +113,7 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	maps.Copy(tmpls, o.extra)
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	metrics := session.NewMetrics(nil, store, q)
 	svc := session.NewService(o.cfg, session.Deps{Store: store, Quota: q, Nodes: nodes, Templates: tmpls,

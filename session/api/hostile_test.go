@@ -511,3 +511,26 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The body's pace limit is over once the body is in: a command that runs longer than a body may pause still gets
+// its answer, and the connection serves the next request (the deadline of the body once cancelled both).
+func TestLongRequestAfterItsBody(t *testing.T) {
+	defer func(idle, grace time.Duration) { bodyIdle, bodyGrace = idle, grace }(bodyIdle, bodyGrace)
+	bodyIdle, bodyGrace = 200*time.Millisecond, 300*time.Millisecond
+	s, nodes := memServer(t, serverOpts{})
+	nodes.Answer = func(ctx context.Context, _, _ string, _ []string) (instance.ExecResult, error) {
+		select {
+		case <-time.After(time.Second):
+			return instance.ExecResult{Stdout: []byte("done")}, nil
+		case <-ctx.Done():
+			return instance.ExecResult{}, ctx.Err()
+		}
+	}
+	c := s.create(nil)
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+c.ID+"/instances", c.Token, nil, nil)
+	for range 2 { // on one kept-alive connection
+		s.mustCall(http.StatusOK, "POST", "/api/v1/sessions/"+c.ID+"/instances/node1/exec", c.Token,
+			map[string][]string{"cmd": {"sleep", "1"}}, nil)
+	}
+	s.mustCall(http.StatusOK, "DELETE", "/api/v1/sessions/"+c.ID, c.Token, nil, nil)
+}

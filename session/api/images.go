@@ -94,6 +94,7 @@ func (a *api) preloadImages() http.Handler {
 		})
 		end := map[string]any{"finished": true}
 		if err != nil {
+			a.log.Warn("image cache: preload", "err", err)
 			end["error"] = err.Error()
 		}
 		_ = enc.Encode(end)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -94,6 +95,11 @@ func (p *paced) Read(b []byte) (int, error) {
 	n, err := p.body.Read(b)
 	if n > 0 {
 		p.extend()
+	}
+	if err == io.EOF {
+		// The body is in. net/http now reads the connection in the background (to see a client leave), and a
+		// deadline left behind would end the request's context, and the next request's, when it passes.
+		_ = p.rc.SetReadDeadline(time.Time{})
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = errSlowBody

@@ -34,8 +34,9 @@ type Nodes struct {
 }
 
 type node struct {
-	in    instance.Instance
-	files map[string][]byte
+	in      instance.Instance
+	files   map[string][]byte
+	preload []string
 }
 
 // New returns Nodes whose nodes all have the address ip.
@@ -76,12 +77,22 @@ func (n *Nodes) Create(_ context.Context, s string, spec instance.Spec) (instanc
 	}
 	in := instance.Instance{Session: s, Name: spec.Name, Hostname: spec.Hostname, IP: n.IP, Status: "running",
 		ContainerID: "mem-" + s + "-" + spec.Name, Created: time.Now()}
-	n.sessions[s][spec.Name] = &node{in: in, files: map[string][]byte{}}
+	n.sessions[s][spec.Name] = &node{in: in, files: map[string][]byte{}, preload: spec.Preload}
 	n.mu.Unlock()
 	if spec.Started != nil {
 		spec.Started()
 	}
 	return in, nil
+}
+
+// Preloaded is what the node was made to have in its engine (instance.Spec.Preload).
+func (n *Nodes) Preloaded(session, name string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if nd := n.sessions[session][name]; nd != nil {
+		return nd.preload
+	}
+	return nil
 }
 
 // node finds a node; running says it must be running.
