@@ -193,6 +193,13 @@ func (c *Cache) startProxy(ctx context.Context) (*registryproc.Server, error) {
 		Upstream: c.cfg.Upstream, Username: c.cfg.Username, Password: c.cfg.Password})
 }
 
+// proxyRunning says whether the pull-through cache runs (it does not while the upstream is down).
+func (c *Cache) proxyRunning() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.proxy != nil
+}
+
 // retryProxy starts the pull-through cache if it is not running (the upstream was down).
 func (c *Cache) retryProxy() {
 	c.mu.RLock()

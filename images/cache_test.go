@@ -409,9 +409,14 @@ func TestSizeCapAndRestart(t *testing.T) {
 		t.Errorf("last use %v before the restart, %v after", used, again)
 	}
 	g.mustPull("library/mid:1", imgs["mid"])
+	if err := g.cache.Preload(context.Background(), []string{"old:1"}, nil); err == nil || !strings.Contains(err.Error(), "does not answer") {
+		t.Errorf("preload with the upstream down since the start: %v, want it said that the upstream does not answer", err)
+	}
 	up.SetMode(testimages.Serving)
-	g.cache.retryProxy()
-	g.mustPull("library/old:1", imgs["old"]) // the upstream is back: what went is fetched again
+	if err := g.cache.Preload(context.Background(), []string{"old:1"}, nil); err != nil { // the upstream is back
+		t.Errorf("preload once the upstream is back: %v", err)
+	}
+	g.mustPull("library/old:1", imgs["old"])
 }
 
 func tarOf(t *testing.T, files map[string]string) []byte {

@@ -42,6 +42,13 @@ func (c *Cache) Preload(ctx context.Context, refs []string, progress func(Progre
 	if c.front.up == nil {
 		return errors.New("this image cache has no upstream to preload from: import `docker save` archives instead")
 	}
+	if !c.proxyRunning() {
+		c.retryProxy()
+		if !c.proxyRunning() {
+			return fmt.Errorf("the upstream %s does not answer: nothing can be preloaded now (the cache serves what it "+
+				"holds; `sandlot images import` loads archives)", c.cfg.Upstream)
+		}
+	}
 	var errs []error
 	for _, ref := range refs {
 		p, err := c.preload(ctx, ref, progress)

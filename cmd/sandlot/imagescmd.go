@@ -135,7 +135,7 @@ func (c apiClient) preload(ctx context.Context, refs []string, stdout io.Writer)
 		if !bytes.Contains(lines.Bytes(), []byte(`"image"`)) { // the last line: {"finished":true[,"error":...]}
 			var end struct{ Error string }
 			if err := json.Unmarshal(lines.Bytes(), &end); err != nil || end.Error != "" {
-				return fmt.Errorf("preload: %s", cmp.Or(end.Error, lines.Text()))
+				return errors.New(cmp.Or(end.Error, lines.Text()))
 			}
 			return nil
 		}
