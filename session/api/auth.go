@@ -45,7 +45,7 @@ func (a *api) sessionAuth(p session.Permission, next http.Handler, queryToken bo
 			failWith(w, http.StatusUnauthorized, "bad_token", "the token is not valid: "+err.Error())
 			return
 		}
-		if err := g.Allows(id, p); err != nil {
+		if err := a.svc.Check(r.Context(), g, id, p); err != nil {
 			fail(w, a.log, err)
 			return
 		}

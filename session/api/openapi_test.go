@@ -112,7 +112,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 // or, for a plain string field, the values its code sets. A documented enum with no entry here is an error.
 var openAPIEnums = map[any][]string{
 	reflect.TypeFor[session.State]():     {string(session.StateStarting), string(session.StateActive), string(session.StateEnded)},
-	reflect.TypeFor[session.EndReason](): {string(session.EndExpired), string(session.EndDeleted), string(session.EndIdle), string(session.EndError), string(session.EndAdmin)},
+	reflect.TypeFor[session.EndReason](): {string(session.EndExpired), string(session.EndDeleted), string(session.EndIdle), string(session.EndError), string(session.EndAdmin), string(session.EndWorkshopEnded)},
 	fieldOf[instance.FileEntry]("type"):  {"file", "dir", "symlink", "other"}, // instance.parseEntry
 	fieldOf[execResponse]("encoding"):    {"text", "base64"},                  // exec
 }
