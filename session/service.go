@@ -154,7 +154,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		tmpl = &t
 	}
 
-	id := newID()
+	id := NewID()
 	nodes := 0
 	if tmpl != nil {
 		nodes = tmpl.Nodes()
@@ -591,8 +591,9 @@ func (s *Service) LiveInstance(ctx context.Context, id, name string) (Session, e
 	return sess, fmt.Errorf("%w: no node %s in session %s", ErrNotFound, name, id)
 }
 
-// newID is a session id: 128 random bits, lowercase base32 without padding (26 characters).
-func newID() string {
+// NewID is a fresh id (of a session, a workshop, an attendee): 128 random bits, lowercase base32 without
+// padding (26 characters).
+func NewID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
@@ -624,3 +625,8 @@ func (s *Service) Issue(g Grant) (string, error) { return s.tokens.Issue(g) }
 
 // MaxDuration is the longest a session may live.
 func (s *Service) MaxDuration() time.Duration { return s.cfg.MaxDuration }
+
+// Stored reads a session as stored, without asking the engine about its nodes (for listings of many).
+func (s *Service) Stored(ctx context.Context, id string) (Session, error) {
+	return s.store.Get(ctx, id)
+}

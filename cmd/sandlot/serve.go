@@ -27,6 +27,7 @@ import (
 	"github.com/sandlot/sandlot/session/labproxy"
 	"github.com/sandlot/sandlot/session/redisstore"
 	"github.com/sandlot/sandlot/session/templates"
+	"github.com/sandlot/sandlot/session/workshop"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -159,8 +160,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
+	workshops := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)
 	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
-	handler := api.NewHandler(svc, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
+	handler := api.NewHandler(svc, workshops, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
 		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache}, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
@@ -171,8 +173,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); svc.RunReaper(workCtx) }()
+	go func() { defer wg.Done(); workshops.Run(workCtx) }()
 	go func() { defer wg.Done(); terminals.Run(workCtx) }()
 	if cache != nil {
 		wg.Add(1)

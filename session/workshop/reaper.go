@@ -1,0 +1,90 @@
+package workshop
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// reapInterval is how often the reaper looks at live workshops: a window starts and ends within about this much
+// of its time.
+const reapInterval = 250 * time.Millisecond
+
+// Run fans out events and runs workshops on time until ctx is done: at starts_at the waiting attendees get their
+// sessions, at ends_at everyone ends (reason workshop_ended), and whenever a seat frees up (or seats are added)
+// the queue is let in, in order. Several processes may run it on one Redis: each session is made by one of
+// them (ClaimStart), each workshop ended once.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		events, err := s.store.Subscribe(ctx)
+		if err == nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.hub.run(ctx, events) }()
+			break
+		}
+		s.log.Warn("workshop: subscribe to events", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	tick := time.NewTicker(reapInterval)
+	defer tick.Stop()
+	for {
+		s.reap(ctx, &wg)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup) {
+	ids, err := s.store.Live(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("workshop reaper: list workshops", "err", err)
+		}
+		return
+	}
+	now := time.Now()
+	for _, id := range ids {
+		w, err := s.store.Workshop(ctx, id)
+		if err != nil {
+			continue
+		}
+		if w.over(now) {
+			s.endWorkshop(ctx, w)
+			continue
+		}
+		if !w.started(now) {
+			continue
+		}
+		if promoted, err := s.store.Promote(ctx, id); err == nil {
+			for _, aid := range promoted {
+				s.attendeeChanged(ctx, w, aid)
+			}
+		}
+		pending, err := s.store.Pending(ctx, id)
+		if err != nil {
+			continue
+		}
+		for _, aid := range pending {
+			if _, busy := s.starting.LoadOrStore(aid, true); busy {
+				continue // this process is making it already
+			}
+			// Each session in its own goroutine: a room's templates are set up at once, not one after another.
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer s.starting.Delete(aid)
+				s.start(ctx, w, aid)
+			}()
+		}
+	}
+}
