@@ -321,3 +321,111 @@ func TestWorkshopSeatsAcrossServers(t *testing.T) {
 	c.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/seats", w.InstructorToken, map[string]int{"seats": 9}, nil)
 	eventually(t, 2*time.Second, "9 active", func() bool { n, _, _ := count(c); return n == 9 })
 }
+
+// Clear answers to what is wrong: bad workshops, bad names, locked, ended and unknown codes, malformed JSON.
+func TestWorkshopRefusals(t *testing.T) {
+	s, _ := memServer(t, serverOpts{limits: quota.Limits{JoinsPerClient: 6}})
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	later := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	for name, body := range map[string]string{
+		"unknown template":             `{"title":"T","template":"k8s","seats":3}`,
+		"no seats":                     `{"title":"T","template":"1-node","seats":0}`,
+		"too many seats":               `{"title":"T","template":"1-node","seats":501}`,
+		"no title":                     `{"title":" ","template":"1-node","seats":3}`,
+		"ends before it starts":        `{"title":"T","template":"1-node","seats":3,"starts_at":"` + later + `","ends_at":"` + future + `"}`,
+		"ends in the past":             `{"title":"T","template":"1-node","seats":3,"ends_at":"` + past + `"}`,
+		"starts without an end":        `{"title":"T","template":"1-node","seats":3,"starts_at":"` + future + `"}`,
+		"longer than --max-duration":   `{"title":"T","template":"1-node","seats":3,"duration":"9h"}`,
+		"a duration that is not one":   `{"title":"T","template":"1-node","seats":3,"duration":"soon"}`,
+		"malformed JSON":               `{"title":`,
+		"an unknown field":             `{"title":"T","template":"1-node","seats":3,"colour":"red"}`,
+		"a window over --max-duration": `{"title":"T","template":"1-node","seats":3,"starts_at":"` + future + `","ends_at":"` + time.Now().Add(10*time.Hour).UTC().Format(time.RFC3339) + `"}`,
+	} {
+		var e apiError
+		s.mustCall(400, "POST", "/api/v1/workshops", testAdmin, body, &e)
+		if e.Error.Code != "invalid_request" || e.Error.Message == "" {
+			t.Errorf("%s: %+v", name, e)
+		}
+	}
+
+	w := s.newWorkshop(map[string]any{"title": "T", "template": "1-node", "seats": 1})
+	for name, body := range map[string]string{
+		"no name":            `{"name":""}`,
+		"only spaces":        `{"name":"   "}`,
+		"a name too long":    `{"name":"` + strings.Repeat("x", 41) + `"}`,
+		"a control char":     `{"name":"a\u0000b"}`,
+		"a newline":          `{"name":"a\nb"}`,
+		"a hidden direction": `{"name":"a\u202eb"}`,
+		"malformed JSON":     `{"name":`,
+	} {
+		var e apiError
+		s.mustCall(400, "POST", "/api/v1/join/"+w.Code, "", body, &e)
+		if e.Error.Code != "invalid_request" {
+			t.Errorf("%s: %+v", name, e)
+		}
+	}
+	var e apiError
+	s.mustCall(404, "GET", "/api/v1/join/ZZZZZZ", "", nil, &e)
+	s.mustCall(404, "POST", "/api/v1/join/ZZZZZZ", "", map[string]string{"name": "A"}, &e)
+	if e.Error.Code != "not_found" || strings.Contains(e.Error.Message, "ZZZZZZ") {
+		t.Errorf("unknown code: %+v", e)
+	}
+
+	// Past the seats: queued, not refused.
+	first, second := s.join(w.Code, "First"), s.join(w.Code, "Second")
+	if first.State != workshop.Active || second.State != workshop.Queued || second.Position != 1 {
+		t.Fatalf("past the seats: %s, %s %d", first.State, second.State, second.Position)
+	}
+
+	s.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/lock", w.InstructorToken, map[string]bool{"locked": true}, nil)
+	var public workshop.Public
+	s.mustCall(200, "GET", "/api/v1/join/"+w.Code, "", nil, &public)
+	s.mustCall(403, "POST", "/api/v1/join/"+w.Code, "", map[string]string{"name": "A"}, &e)
+	if public.State != "locked" || e.Error.Code != "workshop_locked" {
+		t.Errorf("locked: %s, %+v", public.State, e)
+	}
+	for _, text := range []string{"", strings.Repeat("x", 501)} {
+		s.mustCall(400, "POST", "/api/v1/workshops/"+w.ID+"/broadcast", w.InstructorToken, map[string]string{"text": text}, nil)
+	}
+	s.mustCall(400, "POST", "/api/v1/workshops/"+w.ID+"/seats", w.InstructorToken, map[string]int{"seats": 0}, nil)
+	s.mustCall(400, "POST", "/api/v1/workshops/"+w.ID+"/extend", w.InstructorToken, map[string]string{"duration": "-1m"}, nil)
+	s.mustCall(409, "POST", "/api/v1/workshops/"+w.ID+"/extend", w.InstructorToken, map[string]string{"duration": "1m", "attendee": second.AttendeeID}, nil)
+	s.mustCall(404, "POST", "/api/v1/workshops/"+w.ID+"/end", w.InstructorToken, map[string]string{"attendee": "nobody"}, nil)
+
+	s.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/end", w.InstructorToken, nil, nil)
+	s.mustCall(200, "GET", "/api/v1/join/"+w.Code, "", nil, &public)
+	s.mustCall(410, "POST", "/api/v1/join/"+w.Code, "", map[string]string{"name": "A"}, &e)
+	if public.State != "ended" || e.Error.Code != "workshop_ended" {
+		t.Errorf("ended: %s, %+v", public.State, e)
+	}
+	if v := s.attendeeView(second.AttendeeToken); v.State != workshop.Ended || v.EndReason != "workshop_ended" {
+		t.Errorf("the queued one after the end: %+v", v)
+	}
+
+	// Joins from one address are rate-limited (6 here, counting the refused ones above that got that far).
+	w2 := s.newWorkshop(map[string]any{"title": "T2", "template": "1-node", "seats": 10})
+	status := 0
+	for range 8 {
+		resp := s.call("POST", "/api/v1/join/"+w2.Code, "", map[string]string{"name": "A"}, &e)
+		if status = resp.StatusCode; status != 201 {
+			break
+		}
+	}
+	if status != 429 || e.Error.Code != "rate_limited" {
+		t.Errorf("joins past the rate: %d %+v", status, e)
+	}
+}
+
+// When the host is full, a person with a seat is queued (first in line) rather than refused, and gets a session
+// once a place frees up.
+func TestWorkshopQueuesWhenTheHostIsFull(t *testing.T) {
+	s, _ := memServer(t, serverOpts{limits: quota.Limits{Capacity: 2}})
+	w := s.newWorkshop(map[string]any{"title": "Full", "template": "1-node", "seats": 5})
+	a, b, c := s.join(w.Code, "A"), s.join(w.Code, "B"), s.join(w.Code, "C")
+	if a.State != workshop.Active || b.State != workshop.Active || c.State != workshop.Queued || c.Position != 1 {
+		t.Fatalf("on a full host: %s %s %s %d", a.State, b.State, c.State, c.Position)
+	}
+	s.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/end", w.InstructorToken, map[string]string{"attendee": a.AttendeeID}, nil)
+	eventually(t, 2*time.Second, "C gets the freed room", func() bool { return s.attendeeView(c.AttendeeToken).State == workshop.Active })
+}

@@ -128,6 +128,7 @@ func (s *Service) start(ctx context.Context, w Workshop, attendee string) {
 	var full *quota.Rejection
 	switch {
 	case errors.As(err, &full) && full.Code == quota.CodeOutOfCapacity:
+		s.full.Store(w.ID, time.Now().Add(fullBackoff))
 		if err := s.store.Requeue(context.WithoutCancel(ctx), w.ID, attendee); err != nil {
 			s.log.Warn("workshop: requeue", "workshop", w.ID, "attendee", attendee, "err", err)
 		}
@@ -175,8 +176,11 @@ func (s *Service) attendeeChanged(ctx context.Context, w Workshop, attendee stri
 	s.publish(ctx, w.ID, attendee, KindAttendee, s.withSession(ctx, w, a))
 }
 
-// sessionEnded frees the seat of the attendee whose session ended, and wakes the reaper to let the next one in.
+// sessionEnded frees the seat of the attendee whose session ended, and wakes the reaper to let the next one in
+// (any session's end leaves room on the host for a queue that waits for it).
 func (s *Service) sessionEnded(sess session.Session) {
+	s.full.Clear() // room on the host: every workshop's queue may try again
+	s.poke()
 	if sess.Workshop == "" {
 		return
 	}
@@ -195,7 +199,6 @@ func (s *Service) sessionEnded(sess session.Session) {
 		if w, err := s.store.Workshop(ctx, sess.Workshop); err == nil {
 			s.attendeeChanged(ctx, w, aid)
 		}
-		s.poke()
 	}
 }
 

@@ -65,6 +65,9 @@ func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup) {
 		if !w.started(now) {
 			continue
 		}
+		if until, ok := s.full.Load(id); ok && now.Before(until.(time.Time)) {
+			continue // the host was full a moment ago
+		}
 		if promoted, err := s.store.Promote(ctx, id); err == nil {
 			for _, aid := range promoted {
 				s.attendeeChanged(ctx, w, aid)

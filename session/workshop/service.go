@@ -44,7 +44,11 @@ type Service struct {
 	hub      *hub
 	wake     chan struct{} // the reaper looks again now: a seat freed
 	starting sync.Map      // attendees whose sessions this process's reaper is making
+	full     sync.Map      // workshop -> time.Time: the host was full; its queue waits until then or a seat frees
 }
+
+// fullBackoff is how long a workshop's queue waits after the host was full, unless a session ends sooner.
+const fullBackoff = 5 * time.Second
 
 // New returns a Service; Run must run for workshops to start, end and fan out their events.
 func New(store Store, sessions *session.Service, q *quota.Quota, log *slog.Logger) *Service {
