@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -68,37 +67,6 @@ func imagesCommand(ctx context.Context, args []string, getenv func(string) strin
 		fs.Usage()
 		return fmt.Errorf("unknown images command %q", verb)
 	}
-}
-
-type apiClient struct{ base, token string }
-
-func (c apiClient) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("the server at %s does not answer: %w", c.base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%s (%s)", e.Error.Message, resp.Status)
-		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return resp, nil
 }
 
 func (c apiClient) list(ctx context.Context, stdout io.Writer) error {

@@ -34,7 +34,7 @@ import (
 type serveOptions struct {
 	listen, data, redisURL, adminToken, signingKey, integrators, trustedProxies *string
 	defaultDuration, maxDuration                                                *time.Duration
-	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
+	maxInstances, sessionsPerClient, sessionsPerHour, joinsPerHour, capacity    *int
 	maxUploadMiB                                                                *int64
 	images                                                                      imageSettings
 	secureCookies                                                               *bool
@@ -57,6 +57,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		maxInstances:      fs.Int("max-instances", 5, "nodes a session may have"),
 		sessionsPerClient: fs.Int("max-sessions-per-client", 5, "sessions one client may have at once"),
 		sessionsPerHour:   fs.Int("sessions-per-hour", 30, "sessions one client may start in an hour"),
+		joinsPerHour:      fs.Int("joins-per-client", 300, "workshop joins from one address in an hour (a room may share one)"),
 		capacity:          fs.Int("capacity", 0, "nodes this host runs at once; 0: 90% of host memory / node memory"),
 		secureCookies:     fs.Bool("secure-cookies", false, "mark session cookies Secure (serve behind TLS)"),
 		origins:           fs.String("public-origins", "", "origins allowed to open terminals (https://labs.example.com,...); empty: same host only"),
@@ -143,8 +144,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		capacity = max(1, int(float64(mem)*0.9)/int(driver.Limits().Memory))
 	}
 	q, err := quota.New(rdb, quota.Limits{SessionsPerClient: *o.sessionsPerClient,
-		CreationsPerClient: *o.sessionsPerHour, RateWindow: time.Hour, InstancesPerSession: *o.maxInstances,
-		Capacity: capacity})
+		CreationsPerClient: *o.sessionsPerHour, JoinsPerClient: *o.joinsPerHour, RateWindow: time.Hour,
+		InstancesPerSession: *o.maxInstances,
+		Capacity:            capacity})
 	if err != nil {
 		return err
 	}
