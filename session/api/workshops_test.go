@@ -429,3 +429,18 @@ func TestWorkshopQueuesWhenTheHostIsFull(t *testing.T) {
 	s.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/end", w.InstructorToken, map[string]string{"attendee": a.AttendeeID}, nil)
 	eventually(t, 2*time.Second, "C gets the freed room", func() bool { return s.attendeeView(c.AttendeeToken).State == workshop.Active })
 }
+
+// A seat whose session ended without the workshop hearing of it (its process died in between) is freed by the
+// reaper's look at active attendees, and the queue moves on.
+func TestWorkshopFreesSeatsOfSessionsEndedUnseen(t *testing.T) {
+	s, _ := memServer(t, serverOpts{})
+	w := s.newWorkshop(map[string]any{"title": "T", "template": "1-node", "seats": 1})
+	a, b := s.join(w.Code, "A"), s.join(w.Code, "B")
+	if _, ok, err := s.store.ClaimEnd(context.Background(), a.SessionID, session.EndError, "crash", time.Now().Add(time.Minute)); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	eventually(t, 10*time.Second, "B gets A's seat", func() bool { return s.attendeeView(b.AttendeeToken).State == workshop.Active })
+	if v := s.attendeeView(a.AttendeeToken); v.State != workshop.Ended || v.EndReason != "error" {
+		t.Errorf("A: %+v", v)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/sandlot/sandlot/session"
 )
 
 // reapInterval is how often the reaper looks at live workshops: a window starts and ends within about this much
@@ -33,8 +35,8 @@ func (s *Service) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(reapInterval)
 	defer tick.Stop()
-	for {
-		s.reap(ctx, &wg)
+	for round := 0; ; round++ {
+		s.reap(ctx, &wg, round%reconcileRounds == 0)
 		select {
 		case <-ctx.Done():
 			return
@@ -44,7 +46,11 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup) {
+// reconcileRounds is how many rounds pass between looks for active attendees whose sessions ended unseen (their
+// process died between ending the session and freeing the seat).
+const reconcileRounds = 20
+
+func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup, reconcile bool) {
 	ids, err := s.store.Live(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -64,6 +70,9 @@ func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		if !w.started(now) {
 			continue
+		}
+		if reconcile {
+			s.reconcile(ctx, w)
 		}
 		if until, ok := s.full.Load(id); ok && now.Before(until.(time.Time)) {
 			continue // the host was full a moment ago
@@ -88,6 +97,24 @@ func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup) {
 				defer s.starting.Delete(aid)
 				s.start(ctx, w, aid)
 			}()
+		}
+	}
+}
+
+// reconcile frees the seats of active attendees whose sessions have ended.
+func (s *Service) reconcile(ctx context.Context, w Workshop) {
+	as, err := s.store.Attendees(ctx, w.ID)
+	if err != nil {
+		return
+	}
+	for _, a := range as {
+		if a.State != Active {
+			continue
+		}
+		if sess, err := s.sessions.Stored(ctx, a.SessionID); err == nil && sess.State == session.StateEnded {
+			if ok, _ := s.store.Finish(ctx, w.ID, a.ID, a.SessionID, string(sess.EndReason), time.Now()); ok {
+				s.attendeeChanged(ctx, w, a.ID)
+			}
 		}
 	}
 }
