@@ -4,10 +4,44 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 )
+
+// clientFlags is a client subcommand's flag set: --server and --admin-token (also SANDLOT_SERVER,
+// SANDLOT_ADMIN_TOKEN) beside the ones define adds. parse reads args (its verb first, then flags) and returns the
+// verb and the client.
+type clientFlags struct {
+	*flag.FlagSet
+	server, token *string
+	verbs         string // for the error without a verb: "list, preload or import"
+}
+
+func newClientFlags(name, usage, verbs string, stderr io.Writer) *clientFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	return &clientFlags{FlagSet: fs, verbs: verbs,
+		server: fs.String("server", "http://localhost:8080", "the Sandlot server"),
+		token:  fs.String("admin-token", "", "the server's admin token")}
+}
+
+func (f *clientFlags) parse(args []string, getenv func(string) string) (string, apiClient, error) {
+	if len(args) == 0 {
+		f.Usage()
+		return "", apiClient{}, fmt.Errorf("%s needs %s", f.Name(), f.verbs)
+	}
+	if err := f.Parse(args[1:]); err != nil {
+		return "", apiClient{}, err
+	}
+	if err := settle(f.FlagSet, getenv); err != nil {
+		return "", apiClient{}, err
+	}
+	return args[0], apiClient{base: strings.TrimRight(*f.server, "/"), token: *f.token}, nil
+}
 
 // apiClient calls a running server's API for the client subcommands (images, workshop), with the admin token.
 type apiClient struct{ base, token string }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,23 +29,11 @@ flags (also SANDLOT_SERVER, SANDLOT_ADMIN_TOKEN):
 // imagesCommand talks to a running server's image cache through its API (preload and import need the admin
 // token).
 func imagesCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("images", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, imagesUsage); fs.PrintDefaults() }
-	server := fs.String("server", "http://localhost:8080", "the Sandlot server")
-	token := fs.String("admin-token", "", "the server's admin token")
-	if len(args) == 0 {
-		fs.Usage()
-		return errors.New("images needs list, preload or import")
-	}
-	verb := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	fs := newClientFlags("images", imagesUsage, "list, preload or import", stderr)
+	verb, c, err := fs.parse(args, getenv)
+	if err != nil {
 		return err
 	}
-	if err := settle(fs, getenv); err != nil {
-		return err
-	}
-	c := apiClient{base: strings.TrimRight(*server, "/"), token: *token}
 	switch verb {
 	case "list":
 		if fs.NArg() > 0 {

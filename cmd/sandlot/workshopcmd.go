@@ -3,8 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -29,29 +27,17 @@ flags (also SANDLOT_SERVER, SANDLOT_ADMIN_TOKEN):
 
 // workshopCommand runs workshops on a running server through its API, with the admin token.
 func workshopCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("workshop", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, workshopUsage); fs.PrintDefaults() }
-	server := fs.String("server", "http://localhost:8080", "the Sandlot server")
-	token := fs.String("admin-token", "", "the server's admin token")
+	fs := newClientFlags("workshop", workshopUsage, "create, list, show, broadcast or end", stderr)
 	title := fs.String("title", "", "create: the workshop's title")
 	template := fs.String("template", "", "create: the template every attendee gets (see GET /api/v1/templates)")
 	seats := fs.Int("seats", 0, "create: how many attendees have sessions at once (1 to 500; the rest queue)")
 	startsAt := fs.String("starts-at", "", "create: when sessions start (RFC 3339); attendees wait until then")
 	endsAt := fs.String("ends-at", "", "create: when every session ends (RFC 3339)")
 	duration := fs.Duration("duration", 0, "create: each attendee's session, without a window")
-	if len(args) == 0 {
-		fs.Usage()
-		return errors.New("workshop needs create, list, show, broadcast or end")
-	}
-	verb := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	verb, c, err := fs.parse(args, getenv)
+	if err != nil {
 		return err
 	}
-	if err := settle(fs, getenv); err != nil {
-		return err
-	}
-	c := apiClient{base: strings.TrimRight(*server, "/"), token: *token}
 	want := map[string]int{"create": 0, "list": 0, "show": 1, "broadcast": 2, "end": 1}
 	n, ok := want[verb]
 	if !ok {
