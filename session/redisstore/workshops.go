@@ -188,8 +188,8 @@ func (s *Workshops) Retire(ctx context.Context, id string) error {
 	return s.rdb.SRem(ctx, keyLiveWorkshops, id).Err()
 }
 
-// join seats or queues an attendee. KEYS: see workshopKeys. ARGV attendee id, attendee JSON. Returns
-// {state, position} or an error reply "missing" / "ended" / "locked".
+// join seats or queues an attendee. KEYS: see workshopKeys. ARGV attendee id, attendee JSON, claim lease ms (0:
+// none). Returns {state, position} or an error reply "missing" / "ended" / "locked".
 var join = redis.NewScript(`
 local data = redis.call('GET', KEYS[1])
 if not data then return redis.error_reply('missing') end
@@ -202,6 +202,7 @@ if redis.call('SCARD', KEYS[3]) < tonumber(rec.seats) then
   a.state = 'waiting'
   redis.call('SADD', KEYS[3], ARGV[1])
   redis.call('SADD', KEYS[4], ARGV[1])
+  if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[6], ARGV[1], ARGV[3]) end
 else
   a.state = 'queued'
   position = redis.call('RPUSH', KEYS[5], ARGV[1])
@@ -211,13 +212,18 @@ redis.call('RPUSH', KEYS[8], ARGV[1])
 return {a.state, position}
 `)
 
-// Join seats an attendee, or queues them when the seats are taken.
-func (s *Workshops) Join(ctx context.Context, id string, a workshop.Attendee) (workshop.Attendee, error) {
+// Join seats an attendee, or queues them when the seats are taken; a seated one's session is claimed for the
+// caller until claim, unless it is zero.
+func (s *Workshops) Join(ctx context.Context, id string, a workshop.Attendee, claim time.Time) (workshop.Attendee, error) {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return a, err
 	}
-	res, err := join.Run(ctx, s.rdb, workshopKeys(id), a.ID, data).Slice()
+	lease := int64(0)
+	if !claim.IsZero() {
+		lease = claim.UnixMilli()
+	}
+	res, err := join.Run(ctx, s.rdb, workshopKeys(id), a.ID, data, lease).Slice()
 	if err != nil {
 		return a, s.scriptErr(id, err)
 	}

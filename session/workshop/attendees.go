@@ -57,7 +57,11 @@ func (s *Service) Join(ctx context.Context, code, name, client string) (Joined, 
 	if err := s.quota.AllowJoin(ctx, client, w.ID+"/"+a.ID); err != nil {
 		return Joined{}, err
 	}
-	if a, err = s.store.Join(ctx, w.ID, a); err != nil {
+	var claim time.Time
+	if w.started(now) { // this call makes the session, not the reaper meanwhile
+		claim = now.Add(startLease)
+	}
+	if a, err = s.store.Join(ctx, w.ID, a, claim); err != nil {
 		return Joined{}, err
 	}
 	s.log.Info("workshop joined", "workshop", w.ID, "attendee", a.ID, "state", a.State)
@@ -67,8 +71,8 @@ func (s *Service) Join(ctx context.Context, code, name, client string) (Joined, 
 	if err != nil {
 		return Joined{}, err
 	}
-	if a.State == Waiting && w.started(now) {
-		s.start(ctx, w, a.ID)
+	if a.State == Waiting && !claim.IsZero() {
+		s.makeSession(ctx, w, a.ID)
 	}
 	v, err := s.View(ctx, w.ID, a.ID, time.Time{})
 	return Joined{AttendeeView: v, AttendeeToken: token, PersonalPath: "/w/" + w.Code + "#attendee=" + token}, err
@@ -123,6 +127,11 @@ func (s *Service) start(ctx context.Context, w Workshop, attendee string) {
 	if err != nil || !ok {
 		return
 	}
+	s.makeSession(ctx, w, attendee)
+}
+
+// makeSession makes the session of an attendee whose making this caller claimed.
+func (s *Service) makeSession(ctx context.Context, w Workshop, attendee string) {
 	created, err := s.sessions.Create(ctx, session.CreateRequest{Template: w.Template, Workshop: w.ID,
 		Duration: s.sessionDuration(w, time.Now())})
 	var full *quota.Rejection

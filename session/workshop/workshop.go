@@ -125,8 +125,9 @@ type Store interface {
 	Retire(ctx context.Context, id string) error
 
 	// Join adds an attendee: seated (Waiting) if a seat is free, else Queued at the end of the queue. It refuses
-	// a locked workshop (ErrLocked) or an ended one (ErrEnded).
-	Join(ctx context.Context, id string, a Attendee) (Attendee, error)
+	// a locked workshop (ErrLocked) or an ended one (ErrOver). A seated attendee's session is claimed for the
+	// caller until claim (as ClaimStart), unless claim is zero.
+	Join(ctx context.Context, id string, a Attendee, claim time.Time) (Attendee, error)
 	Attendee(ctx context.Context, id, attendee string) (Attendee, error)
 	// Attendees lists a workshop's attendees in the order they joined, with queue positions.
 	Attendees(ctx context.Context, id string) ([]Attendee, error)
