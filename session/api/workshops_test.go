@@ -444,3 +444,29 @@ func TestWorkshopFreesSeatsOfSessionsEndedUnseen(t *testing.T) {
 		t.Errorf("A: %+v", v)
 	}
 }
+
+// Extending everyone moves the window's end and every session's deadline; extending one moves theirs only.
+func TestWorkshopExtend(t *testing.T) {
+	s, _ := memServer(t, serverOpts{})
+	endsAt := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	w := s.newWorkshop(map[string]any{"title": "T", "template": "1-node", "seats": 2, "ends_at": endsAt})
+	a, b := s.join(w.Code, "A"), s.join(w.Code, "B")
+	expires := func(j joined) time.Time {
+		var v sessionView
+		s.mustCall(200, "GET", "/api/v1/sessions/"+j.SessionID, j.SessionToken, nil, &v)
+		return v.ExpiresAt
+	}
+	a0, b0 := expires(a), expires(b)
+	var d workshop.Detail
+	s.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/extend", w.InstructorToken, map[string]string{"duration": "10m"}, &d)
+	if d.EndsAt == nil || !d.EndsAt.Equal(endsAt.Add(10*time.Minute)) {
+		t.Errorf("ends_at after extending everyone: %v", d.EndsAt)
+	}
+	if expires(a).Sub(a0) != 10*time.Minute || expires(b).Sub(b0) != 10*time.Minute {
+		t.Errorf("sessions after extending everyone: %s, %s", expires(a).Sub(a0), expires(b).Sub(b0))
+	}
+	s.mustCall(200, "POST", "/api/v1/workshops/"+w.ID+"/extend", w.InstructorToken, map[string]string{"duration": "5m", "attendee": a.AttendeeID}, nil)
+	if expires(a).Sub(a0) != 15*time.Minute || expires(b).Sub(b0) != 10*time.Minute {
+		t.Errorf("sessions after extending A: %s, %s", expires(a).Sub(a0), expires(b).Sub(b0))
+	}
+}

@@ -1,6 +1,7 @@
 package workshop
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"unicode"
@@ -56,5 +57,52 @@ func TestCodes(t *testing.T) {
 	}
 	if got := normalizeCode("ab c-234"); got != "ABC234" {
 		t.Errorf("normalizeCode: %q", got)
+	}
+}
+
+// The hub gives each watcher its workshop's events (an attendee's watcher: its own attendee's only), drops a
+// watcher that falls behind rather than waiting for it, and closes every watcher when the events end.
+func TestHub(t *testing.T) {
+	h := newHub()
+	events := make(chan Event)
+	done := make(chan struct{})
+	go func() { defer close(done); h.run(context.Background(), events) }()
+	<-h.ready
+	all, ada, other, slow := h.watch("w", ""), h.watch("w", "ada"), h.watch("v", ""), h.watch("w", "")
+	events <- Event{Workshop: "w", Attendee: "bob", Kind: KindAttendee}
+	events <- Event{Workshop: "w", Attendee: "ada", Kind: KindAttendee}
+	events <- Event{Workshop: "w", Kind: KindMessage}
+	for w, want := range map[*Watcher][]string{all: {"bob", "ada", ""}, ada: {"ada", ""}} {
+		for _, attendee := range want {
+			if e := <-w.C; e.Attendee != attendee {
+				t.Errorf("got %+v, want attendee %q", e, attendee)
+			}
+		}
+	}
+	select {
+	case e := <-other.C:
+		t.Errorf("another workshop's watcher got %+v", e)
+	default:
+	}
+	ada.Close()
+	ada.Close()               // twice is fine
+	for range watcherBuffer { // slow reads nothing: it is dropped when full, the others go on
+		events <- Event{Workshop: "w", Kind: KindMessage}
+		<-all.C
+	}
+	n := 0
+	for range slow.C { // what it had buffered, then its channel closes
+		n++
+	}
+	if n != watcherBuffer {
+		t.Errorf("a slow watcher got %d events before it was dropped, want %d", n, watcherBuffer)
+	}
+	close(events)
+	<-done
+	if _, open := <-all.C; open {
+		t.Error("a watcher stayed open after the events ended")
+	}
+	if len(h.watchers) != 0 {
+		t.Errorf("watchers left: %v", h.watchers)
 	}
 }
