@@ -16,8 +16,11 @@ import (
 
 // Limits are the quotas. Zero values mean: use the default.
 type Limits struct {
-	SessionsPerClient   int           // concurrent sessions of one client; default 5
-	CreationsPerClient  int           // sessions one client may start per RateWindow; default 30
+	SessionsPerClient  int // concurrent sessions of one client; default 5
+	CreationsPerClient int // sessions one client may start per RateWindow; default 30
+	// JoinsPerClient is how many times one address may join workshops per RateWindow; default 10 times
+	// CreationsPerClient, since a whole room may sit behind one address.
+	JoinsPerClient      int
 	RateWindow          time.Duration // default 1 h
 	InstancesPerSession int           // nodes of one session; default 5
 	Capacity            int           // nodes running on this host at once; required
@@ -30,6 +33,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.CreationsPerClient == 0 {
 		l.CreationsPerClient = 30
+	}
+	if l.JoinsPerClient == 0 {
+		l.JoinsPerClient = 10 * l.CreationsPerClient
 	}
 	if l.RateWindow == 0 {
 		l.RateWindow = time.Hour
@@ -133,6 +139,69 @@ func (q *Quota) AdmitSession(ctx context.Context, client, session string, nodes 
 		u.ClientSessions, u.Running = int(sessions), int(running)
 	}
 	return u, nil
+}
+
+// seatScript: KEYS session nodes counter, global running counter. ARGV nodes wanted, max nodes a session,
+// capacity. Returns {code, retry-after ms, 0, running}; code "" is admitted.
+var seatScript = redis.NewScript(`
+local nodes, perSession, capacity = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if nodes > perSession then return {'instance_quota', 0} end
+local running = tonumber(redis.call('GET', KEYS[2]) or '0')
+if running + nodes > capacity then return {'out_of_capacity', 0} end
+if nodes > 0 then
+  redis.call('INCRBY', KEYS[1], nodes)
+  running = redis.call('INCRBY', KEYS[2], nodes)
+end
+return {'', 0, 0, running}
+`)
+
+// AdmitSeat admits a session a workshop gives one of its attendees (client names the workshop): it counts
+// against the host's capacity and nodes per session, and, unlike AdmitSession, not against the client's sessions
+// or creation rate, since a room of attendees behind one address holds its seats. A refusal is a *Rejection.
+func (q *Quota) AdmitSeat(ctx context.Context, client, session string, nodes int) (Usage, error) {
+	l := q.limits
+	res, err := seatScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey},
+		nodes, l.InstancesPerSession, l.Capacity).Slice()
+	if err != nil {
+		return Usage{}, fmt.Errorf("quota: admit seat: %w", err)
+	}
+	if err := q.rejection(res); err != nil {
+		return Usage{}, err
+	}
+	running, _ := res[3].(int64)
+	return Usage{Instances: nodes, MaxInstances: l.InstancesPerSession, MaxSessions: l.SessionsPerClient,
+		Capacity: l.Capacity, Running: int(running)}, nil
+}
+
+// joinScript: KEYS client joins zset. ARGV member, now (ms), window (ms), max joins. Returns {code, retry-after ms}.
+var joinScript = redis.NewScript(`
+local now, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {'rate_limited', tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], window)
+return {'', 0}
+`)
+
+// AllowJoin counts one join of a workshop by client (an address) against its rate: JoinsPerClient per
+// RateWindow. A refusal is a *Rejection (rate_limited).
+func (q *Quota) AllowJoin(ctx context.Context, client, join string) error {
+	l := q.limits
+	res, err := joinScript.Run(ctx, q.rdb, []string{prefix + "client:" + client + ":joins"}, join,
+		time.Now().UnixMilli(), l.RateWindow.Milliseconds(), l.JoinsPerClient).Slice()
+	if err != nil {
+		return fmt.Errorf("quota: join rate: %w", err)
+	}
+	err = q.rejection(res)
+	var r *Rejection
+	if errors.As(err, &r) {
+		r.Message = fmt.Sprintf("%d joins from your address in the last %s, the most allowed; try again in %s",
+			l.JoinsPerClient, l.RateWindow, r.RetryAfter.Round(time.Second))
+	}
+	return err
 }
 
 // reserveScript: KEYS session nodes counter, global running counter. ARGV max nodes a session, capacity.

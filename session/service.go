@@ -76,6 +76,17 @@ type Service struct {
 
 	execMu sync.Mutex
 	execs  map[string]int // commands running now, by session
+
+	endedMu sync.Mutex
+	ended   []func(Session)
+}
+
+// OnEnd calls f with every session this process ends (by End, the reaper included), after its teardown. f must
+// not block for long; it runs in the ending caller's goroutine.
+func (s *Service) OnEnd(f func(Session)) {
+	s.endedMu.Lock()
+	defer s.endedMu.Unlock()
+	s.ended = append(s.ended, f)
 }
 
 // NewService wires a Service.
@@ -86,11 +97,14 @@ func NewService(cfg Config, d Deps) *Service {
 }
 
 // CreateRequest is what a client asks for. Launch, when set, comes from a verified launch token and wins.
+// Workshop, when set, makes the session an attendee's: it counts against the workshop's seats (its caller's
+// business) and the host's capacity, not against any client's sessions or rate.
 type CreateRequest struct {
 	Template string
 	Duration time.Duration // 0: the default
 	Client   string
 	Launch   *LaunchClaims
+	Workshop string
 }
 
 // Created is a new session, its token, and what its client holds.
@@ -140,13 +154,17 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		tmpl = &t
 	}
 
-	id := newID()
+	id := NewID()
 	nodes := 0
 	if tmpl != nil {
 		nodes = tmpl.Nodes()
 	}
 	admitStart := time.Now()
-	usage, err := s.quota.AdmitSession(ctx, req.Client, id, nodes)
+	admit := s.quota.AdmitSession
+	if req.Workshop != "" {
+		req.Client, admit = "workshop:"+req.Workshop, s.quota.AdmitSeat
+	}
+	usage, err := admit(ctx, req.Client, id, nodes)
 	s.metrics.quotaSeconds.Observe(time.Since(admitStart).Seconds())
 	if err != nil {
 		s.metrics.rejected(err)
@@ -154,7 +172,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	}
 	now := time.Now().UTC()
 	sess := Session{ID: id, State: StateActive, CreatedAt: now, ExpiresAt: now.Add(req.Duration),
-		MaxExpiresAt: now.Add(s.cfg.MaxDuration), MaxInstances: maxInstances, Client: req.Client}
+		MaxExpiresAt: now.Add(s.cfg.MaxDuration), MaxInstances: maxInstances, Client: req.Client,
+		Workshop: req.Workshop}
 	if tmpl != nil {
 		sess.Template, sess.State = tmpl.Name, StateStarting
 	}
@@ -252,7 +271,15 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 	s.log.Info("session ended", "session", id, "reason", reason, "message", message)
 	s.terminals.CloseMatching(id + "/")
 	s.ports.Forget(id, "")
-	return true, s.teardown(ctx, sess)
+	err = s.teardown(ctx, sess)
+	s.endedMu.Lock()
+	hooks := s.ended
+	s.endedMu.Unlock()
+	sess.State, sess.EndReason = StateEnded, reason
+	for _, f := range hooks {
+		f(sess)
+	}
+	return true, err
 }
 
 // teardown removes everything of an ended session and gives its quota back. It may run again for the same
@@ -564,8 +591,9 @@ func (s *Service) LiveInstance(ctx context.Context, id, name string) (Session, e
 	return sess, fmt.Errorf("%w: no node %s in session %s", ErrNotFound, name, id)
 }
 
-// newID is a session id: 128 random bits, lowercase base32 without padding (26 characters).
-func newID() string {
+// NewID is a fresh id (of a session, a workshop, an attendee): 128 random bits, lowercase base32 without
+// padding (26 characters).
+func NewID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
@@ -576,4 +604,29 @@ func templateLabel(t string) string {
 		return "none"
 	}
 	return t
+}
+
+// Check says whether grant g may do p with session id (nil), or why not (see Grant.Allows). The session's workshop
+// is read only for the grants whose rule needs it.
+func (s *Service) Check(ctx context.Context, g Grant, id string, p Permission) error {
+	t := Target{Session: id}
+	if g.NeedsWorkshop() {
+		sess, err := s.store.Get(ctx, id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		t.Workshop = sess.Workshop
+	}
+	return g.Allows(t, p)
+}
+
+// Issue signs a token for g (see Tokens.Issue): the workshops' instructor and attendee tokens.
+func (s *Service) Issue(g Grant) (string, error) { return s.tokens.Issue(g) }
+
+// MaxDuration is the longest a session may live.
+func (s *Service) MaxDuration() time.Duration { return s.cfg.MaxDuration }
+
+// Stored reads a session as stored, without asking the engine about its nodes (for listings of many).
+func (s *Service) Stored(ctx context.Context, id string) (Session, error) {
+	return s.store.Get(ctx, id)
 }

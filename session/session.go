@@ -37,6 +37,9 @@ const (
 	EndIdle    EndReason = "idle"
 	EndError   EndReason = "error"
 	EndAdmin   EndReason = "admin"
+	// EndWorkshopEnded: the session belonged to a workshop that ended (its window closed, or its instructor ended
+	// it).
+	EndWorkshopEnded EndReason = "workshop_ended"
 )
 
 // Session is one learner's lab.
@@ -51,7 +54,8 @@ type Session struct {
 	EndMessage   string     `json:"end_message,omitempty"`
 	EndedAt      *time.Time `json:"ended_at,omitempty"`
 	MaxInstances int        `json:"max_instances"`
-	Client       string     `json:"client,omitempty"` // who holds it, for quotas: an address or launch:<subject>
+	Client       string     `json:"client,omitempty"`      // who holds it, for quotas: an address or launch:<subject>
+	Workshop     string     `json:"workshop_id,omitempty"` // the workshop whose attendee holds it, if any
 	Instances    []Instance `json:"instances"`
 }
 

@@ -25,6 +25,9 @@ type claims struct {
 	Scope   Scope  `json:"scope"`
 	Node    string `json:"node,omitempty"`
 	Port    int    `json:"port,omitempty"`
+	// ScopeInstructor and ScopeAttendee: the workshop, and the attendee.
+	Workshop string `json:"wid,omitempty"`
+	Attendee string `json:"aid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -84,13 +87,39 @@ func (t *Tokens) parse(token string, claims jwt.Claims) error {
 	return err
 }
 
-// Issue signs a token that grants g until g.Expires.
+// Issue signs a token that grants g until g.Expires: a session's grants name the session, a workshop's its
+// workshop (and an attendee's, its attendee).
 func (t *Tokens) Issue(g Grant) (string, error) {
-	if g.Scope == ScopeAdmin || g.Session == "" {
-		return "", errors.New("only a session's grants are signed")
+	if err := g.complete(); err != nil {
+		return "", err
 	}
-	return t.sign(claims{Session: g.Session, Scope: g.Scope, Node: g.Node, Port: g.Port,
-		RegisteredClaims: registered(g.Expires)})
+	return t.sign(claims{Session: g.Session, Scope: g.Scope, Node: g.Node, Port: g.Port, Workshop: g.Workshop,
+		Attendee: g.Attendee, RegisteredClaims: registered(g.Expires)})
+}
+
+// complete says whether g names what its scope needs (nil), or what is missing: signed and verified alike.
+func (g Grant) complete() error {
+	switch g.Scope {
+	case ScopeSession, ScopeViewer:
+		if g.Session != "" {
+			return nil
+		}
+	case ScopePort:
+		if g.Session != "" && g.Node != "" && g.Port >= 1 && g.Port <= 65535 {
+			return nil
+		}
+	case ScopeInstructor:
+		if g.Workshop != "" && g.Session == "" {
+			return nil
+		}
+	case ScopeAttendee:
+		if g.Workshop != "" && g.Attendee != "" && g.Session == "" {
+			return nil
+		}
+	default:
+		return fmt.Errorf("the token's scope %q is not one Sandlot issues", g.Scope)
+	}
+	return fmt.Errorf("a %s token must name what it is for", g.Scope)
 }
 
 // Verify checks a token: the admin token, or one Sandlot signed (see parse) with a scope it knows and what that
@@ -103,16 +132,12 @@ func (t *Tokens) Verify(token string) (Grant, error) {
 	if err := t.parse(token, &c); err != nil {
 		return Grant{}, err
 	}
-	g := Grant{Scope: c.Scope, Session: c.Session, Node: c.Node, Port: c.Port, Expires: c.ExpiresAt.Time}
-	switch {
-	case g.Session == "":
-		return Grant{}, errors.New("the token names no session")
-	case g.Scope == ScopeSession || g.Scope == ScopeViewer:
-		return g, nil
-	case g.Scope == ScopePort && g.Node != "" && g.Port >= 1 && g.Port <= 65535:
-		return g, nil
+	g := Grant{Scope: c.Scope, Session: c.Session, Node: c.Node, Port: c.Port, Workshop: c.Workshop,
+		Attendee: c.Attendee, Expires: c.ExpiresAt.Time}
+	if err := g.complete(); err != nil {
+		return Grant{}, err
 	}
-	return Grant{}, fmt.Errorf("the token's scope %q is not one Sandlot issues", c.Scope)
+	return g, nil
 }
 
 // VerifyLaunch checks a launch token: HS256, signed by the integrator its "kid" header names, not expired.

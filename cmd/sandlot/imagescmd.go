@@ -7,10 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -31,23 +29,11 @@ flags (also SANDLOT_SERVER, SANDLOT_ADMIN_TOKEN):
 // imagesCommand talks to a running server's image cache through its API (preload and import need the admin
 // token).
 func imagesCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("images", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, imagesUsage); fs.PrintDefaults() }
-	server := fs.String("server", "http://localhost:8080", "the Sandlot server")
-	token := fs.String("admin-token", "", "the server's admin token")
-	if len(args) == 0 {
-		fs.Usage()
-		return errors.New("images needs list, preload or import")
-	}
-	verb := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	fs := newClientFlags("images", imagesUsage, "list, preload or import", stderr)
+	verb, c, err := fs.parse(args, getenv)
+	if err != nil {
 		return err
 	}
-	if err := settle(fs, getenv); err != nil {
-		return err
-	}
-	c := apiClient{base: strings.TrimRight(*server, "/"), token: *token}
 	switch verb {
 	case "list":
 		if fs.NArg() > 0 {
@@ -68,37 +54,6 @@ func imagesCommand(ctx context.Context, args []string, getenv func(string) strin
 		fs.Usage()
 		return fmt.Errorf("unknown images command %q", verb)
 	}
-}
-
-type apiClient struct{ base, token string }
-
-func (c apiClient) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("the server at %s does not answer: %w", c.base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("%s (%s)", e.Error.Message, resp.Status)
-		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return resp, nil
 }
 
 func (c apiClient) list(ctx context.Context, stdout io.Writer) error {

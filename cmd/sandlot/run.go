@@ -20,6 +20,7 @@ commands:
   check   check the Docker engine, node image, isolation, node disks, kernel features and host firewall
   gc      remove what sessions left behind: --session ID (repeatable) or --all
   images  the server's image cache: list, preload IMAGE..., import FILE.tar (sandlot images -h)
+  workshop  workshops on a running server: create, list, show ID, broadcast ID TEXT, end ID (sandlot workshop -h)
 
 Every flag can also be set as SANDLOT_<FLAG> (SANDLOT_LISTEN=:9090, SANDLOT_NETWORK=bridge, ...) or in a JSON
 config file named by --config (keys are flag names). The command line wins, then the environment, then the file.
@@ -32,8 +33,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("no command")
 	}
 	cmd, rest := args[1], args[2:]
-	if cmd == "images" {
+	switch cmd {
+	case "images":
 		return imagesCommand(ctx, rest, getenv, stdout, stderr)
+	case "workshop":
+		return workshopCommand(ctx, rest, getenv, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -27,13 +27,14 @@ import (
 	"github.com/sandlot/sandlot/session/labproxy"
 	"github.com/sandlot/sandlot/session/redisstore"
 	"github.com/sandlot/sandlot/session/templates"
+	"github.com/sandlot/sandlot/session/workshop"
 	"github.com/sandlot/sandlot/terminal"
 )
 
 type serveOptions struct {
 	listen, data, redisURL, adminToken, signingKey, integrators, trustedProxies *string
 	defaultDuration, maxDuration                                                *time.Duration
-	maxInstances, sessionsPerClient, sessionsPerHour, capacity                  *int
+	maxInstances, sessionsPerClient, sessionsPerHour, joinsPerHour, capacity    *int
 	maxUploadMiB                                                                *int64
 	images                                                                      imageSettings
 	secureCookies                                                               *bool
@@ -56,6 +57,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		maxInstances:      fs.Int("max-instances", 5, "nodes a session may have"),
 		sessionsPerClient: fs.Int("max-sessions-per-client", 5, "sessions one client may have at once"),
 		sessionsPerHour:   fs.Int("sessions-per-hour", 30, "sessions one client may start in an hour"),
+		joinsPerHour:      fs.Int("joins-per-client", 300, "workshop joins from one address in an hour (a room may share one)"),
 		capacity:          fs.Int("capacity", 0, "nodes this host runs at once; 0: 90% of host memory / node memory"),
 		secureCookies:     fs.Bool("secure-cookies", false, "mark session cookies Secure (serve behind TLS)"),
 		origins:           fs.String("public-origins", "", "origins allowed to open terminals (https://labs.example.com,...); empty: same host only"),
@@ -142,8 +144,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		capacity = max(1, int(float64(mem)*0.9)/int(driver.Limits().Memory))
 	}
 	q, err := quota.New(rdb, quota.Limits{SessionsPerClient: *o.sessionsPerClient,
-		CreationsPerClient: *o.sessionsPerHour, RateWindow: time.Hour, InstancesPerSession: *o.maxInstances,
-		Capacity: capacity})
+		CreationsPerClient: *o.sessionsPerHour, JoinsPerClient: *o.joinsPerHour, RateWindow: time.Hour,
+		InstancesPerSession: *o.maxInstances,
+		Capacity:            capacity})
 	if err != nil {
 		return err
 	}
@@ -159,8 +162,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
+	workshops := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)
 	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
-	handler := api.NewHandler(svc, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
+	handler := api.NewHandler(svc, workshops, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
 		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache}, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
@@ -171,8 +175,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); svc.RunReaper(workCtx) }()
+	go func() { defer wg.Done(); workshops.Run(workCtx) }()
 	go func() { defer wg.Done(); terminals.Run(workCtx) }()
 	if cache != nil {
 		wg.Add(1)

@@ -58,7 +58,7 @@ export interface Session {
   expires_at: string;
   /** an RFC 3339 time */
   max_expires_at: string;
-  end_reason?: "expired" | "deleted" | "idle" | "error" | "admin";
+  end_reason?: "expired" | "deleted" | "idle" | "error" | "admin" | "workshop_ended";
   end_message?: string;
   /** when it ended; an RFC 3339 time */
   ended_at?: string;
@@ -66,6 +66,8 @@ export interface Session {
   /** who holds it, for quotas: an address, admin, or launch:<subject> */
   client?: string;
   instances: Instance[];
+  /** the workshop whose attendee holds the session, if any */
+  workshop_id?: string;
 }
 
 /** A session as its holder sees it: with what it may still use. */
@@ -73,6 +75,8 @@ export type SessionView = Session & {
   /** the session's token: only in the answer of POST /api/v1/sessions (the cookie holds it too) */
   token?: string;
   limits: Limits;
+  /** for a session of a workshop's attendee */
+  workshop?: WorkshopInfo;
 };
 
 export interface SessionList {
@@ -224,4 +228,184 @@ export interface PreloadProgress {
   error?: string;
   /** set on the last line */
   finished?: boolean;
+}
+
+/** A workshop: what its attendees get, how many, and when. */
+export interface Workshop {
+  id: string;
+  /** the access code people type: 6 of 23456789ABCDEFGHJKMNPQRSTUVWXYZ (any case) */
+  code: string;
+  title: string;
+  template: string;
+  seats: number;
+  /** each attendee's session (like "2h"), unless the window ends first */
+  duration?: string;
+  /** attendees wait until then for their sessions; an RFC 3339 time */
+  starts_at?: string;
+  /** every session of the workshop ends then (reason workshop_ended); an RFC 3339 time */
+  ends_at?: string;
+  /** nobody may join while locked */
+  locked: boolean;
+  state: "open" | "ended";
+  /** an RFC 3339 time */
+  created_at: string;
+  /** an RFC 3339 time */
+  ended_at?: string;
+}
+
+/** A new workshop: the only answer with its instructor's token. */
+export type CreatedWorkshop = Workshop & {
+  /** the page attendees join on: /w/<code> */
+  join_url: string;
+  /** the instructor's page, carrying the instructor token after #token= */
+  instructor_url: string;
+  /** runs this workshop only (its routes), and watches its attendees' terminals */
+  instructor_token: string;
+};
+
+/** A workshop in a listing. */
+export type WorkshopView = Workshop & {
+  join_url: string;
+};
+
+export interface WorkshopList {
+  workshops: WorkshopView[];
+}
+
+export interface AttendeeNode {
+  name: string;
+  /** as a session's node status: creating, running, exited, removed, ... */
+  status: string;
+}
+
+/** An attendee as the instructor sees them. */
+export interface Attendee {
+  id: string;
+  name: string;
+  /** waiting: holds a seat, gets a session at the start; queued: waits for a seat or for room on the host; active: has a session; ended */
+  state: "waiting" | "queued" | "active" | "ended";
+  /** place in the queue, from 1 (queued only) */
+  position?: number;
+  session_id?: string;
+  nodes?: AttendeeNode[];
+  /** when their session ends; an RFC 3339 time */
+  expires_at?: string;
+  /** when their page last asked for their state; an RFC 3339 time */
+  last_activity?: string;
+  /** an RFC 3339 time */
+  joined_at: string;
+  /** an RFC 3339 time */
+  ended_at?: string;
+  /** the end reason of their session (workshop_ended, expired, ...) */
+  end_reason?: string;
+}
+
+export interface Message {
+  /** an RFC 3339 time */
+  at: string;
+  text: string;
+}
+
+/** A workshop as its instructor sees it. */
+export type WorkshopDetail = Workshop & {
+  /** in the order they joined */
+  attendees: Attendee[];
+  messages: Message[];
+};
+
+/** What an attendee's session page shows of its workshop. */
+export interface WorkshopInfo {
+  id: string;
+  title: string;
+  /** an RFC 3339 time */
+  ends_at?: string;
+  messages: Message[];
+}
+
+/** What anyone with the code sees before joining. */
+export interface PublicWorkshop {
+  title: string;
+  /** an RFC 3339 time */
+  starts_at?: string;
+  /** an RFC 3339 time */
+  ends_at?: string;
+  state: "open" | "locked" | "ended";
+  /** joining with none left queues, it is not refused */
+  seats_left: number;
+}
+
+/** What an attendee's page is told. */
+export interface AttendeeView {
+  attendee_id: string;
+  name: string;
+  /** waiting: holds a seat, gets a session at the start; queued: waits for a seat or for room on the host; active: has a session; ended */
+  state: "waiting" | "queued" | "active" | "ended";
+  /** place in the queue, from 1 */
+  position?: number;
+  /** an RFC 3339 time */
+  starts_at?: string;
+  session_id?: string;
+  /** the session's own token, once active */
+  session_token?: string;
+  /** an RFC 3339 time */
+  expires_at?: string;
+  end_reason?: string;
+  title: string;
+  /** an RFC 3339 time */
+  ends_at?: string;
+  /** broadcasts after ?since= (all, without it) */
+  messages: Message[];
+}
+
+/** A new attendee. */
+export type Joined = AttendeeView & {
+  /** the attendee's token: GET /api/v1/attendee and its events */
+  attendee_token: string;
+  /** brings the attendee back to the same place from any browser (/w/<code>#attendee=<token>) */
+  personal_url: string;
+};
+
+export interface CreateWorkshopRequest {
+  /** 1 to 200 characters */
+  title: string;
+  /** see GET /api/v1/templates */
+  template: string;
+  seats: number;
+  /** each attendee's session, like "2h" (at most --max-duration) */
+  duration?: string;
+  /** an RFC 3339 time */
+  starts_at?: string;
+  /** in the future, after starts_at, at most --max-duration after it; an RFC 3339 time */
+  ends_at?: string;
+}
+
+export interface LockRequest {
+  locked: boolean;
+}
+
+export interface SeatsRequest {
+  /** the new number of seats; more let the queue in at once */
+  seats: number;
+}
+
+export interface BroadcastRequest {
+  /** 1 to 500 characters */
+  text: string;
+}
+
+export interface WorkshopExtendRequest {
+  /** like "15m" */
+  duration: string;
+  /** one attendee; none: everyone (and the window's end) */
+  attendee?: string;
+}
+
+export interface WorkshopEndRequest {
+  /** one attendee; none: the workshop and everyone in it */
+  attendee?: string;
+}
+
+export interface JoinRequest {
+  /** 1 to 40 characters (trimmed), no control characters */
+  name: string;
 }

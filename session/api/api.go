@@ -19,6 +19,7 @@ import (
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session"
 	"github.com/sandlot/sandlot/session/labproxy"
+	"github.com/sandlot/sandlot/session/workshop"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -60,6 +61,7 @@ func (c Config) withDefaults() Config {
 
 type api struct {
 	svc      *session.Service
+	ws       *workshop.Service
 	proxy    *labproxy.Proxy
 	cfg      Config
 	upgrader *websocket.Upgrader
@@ -70,10 +72,11 @@ type api struct {
 	log      *slog.Logger
 }
 
-// NewHandler returns the HTTP API over svc, with the lab proxy in front (host-based lab URLs) and among the routes
-// (path-based).
-func NewHandler(svc *session.Service, proxy *labproxy.Proxy, cfg Config, log *slog.Logger) http.Handler {
+// NewHandler returns the HTTP API over svc and its workshops ws, with the lab proxy in front (host-based lab URLs)
+// and among the routes (path-based).
+func NewHandler(svc *session.Service, ws *workshop.Service, proxy *labproxy.Proxy, cfg Config, log *slog.Logger) http.Handler {
 	a := newAPI(svc, proxy, cfg, log)
+	a.ws = ws
 	mux := http.NewServeMux()
 	patterns := map[string]bool{}
 	for _, r := range a.routes() {
@@ -106,8 +109,9 @@ func newAPI(svc *session.Service, proxy *labproxy.Proxy, cfg Config, log *slog.L
 // sessionView is a session as the API shows it: with what its holder may still use.
 type sessionView struct {
 	session.Session
-	Token  string `json:"token,omitempty"`
-	Limits limits `json:"limits"`
+	Token    string         `json:"token,omitempty"`
+	Limits   limits         `json:"limits"`
+	Workshop *workshop.Info `json:"workshop,omitempty"` // for an attendee's session: the page shows its title, broadcasts and end
 }
 
 type limits struct {
@@ -135,6 +139,11 @@ func (a *api) view(ctx context.Context, s session.Session, token string, usage .
 	if err == nil {
 		v.Limits.ClientSessions, v.Limits.MaxClientSessions = u.ClientSessions, u.MaxSessions
 		v.Limits.CapacityFree = max(u.Capacity-u.Running, 0)
+	}
+	if s.Workshop != "" && a.ws != nil {
+		if info, err := a.ws.Info(ctx, s.Workshop); err == nil {
+			v.Workshop = &info
+		}
 	}
 	v.Limits.RemainingInstances = max(s.MaxInstances-len(s.Instances), 0)
 	if s.State == session.StateEnded {

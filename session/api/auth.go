@@ -25,19 +25,41 @@ func (a *api) sessionOrLink(p session.Permission, next http.Handler) http.Handle
 }
 
 func (a *api) sessionAuth(p session.Permission, next http.Handler, queryToken bool) http.Handler {
+	return a.withGrant(next, queryToken, "the session's token", func(r *http.Request, g session.Grant) error {
+		return a.svc.Check(r.Context(), g, r.PathValue("id"), p)
+	})
+}
+
+// instructor lets a request through only with the token of the workshop in its path, or the admin token;
+// queryToken as for sessionOrLink (the events stream, which EventSource opens without headers).
+func (a *api) instructor(next http.Handler, queryToken bool) http.Handler {
+	return a.withGrant(next, queryToken, "the workshop's instructor token", func(r *http.Request, g session.Grant) error {
+		return g.AllowsWorkshop(r.PathValue("id"))
+	})
+}
+
+// attendee lets a request through only with an attendee's token: the routes act on that attendee.
+func (a *api) attendee(next http.Handler, queryToken bool) http.Handler {
+	return a.withGrant(next, queryToken, "an attendee's token", func(r *http.Request, g session.Grant) error {
+		return g.AllowsAttendee()
+	})
+}
+
+// withGrant lets a request through only with a valid token (the Authorization header; ?token= when queryToken;
+// the session's cookie on a session's routes) that check allows. The grant goes with the request (grantOf).
+func (a *api) withGrant(next http.Handler, queryToken bool, needs string, check func(*http.Request, session.Grant) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
 		token := bearer(r)
 		if token == "" && queryToken {
 			token = r.URL.Query().Get("token")
 		}
-		if token == "" {
+		if id := r.PathValue("id"); token == "" && id != "" {
 			if c, err := r.Cookie(cookieName(id)); err == nil {
 				token = c.Value
 			}
 		}
 		if token == "" {
-			failWith(w, http.StatusUnauthorized, "no_token", "this call needs the session's token (Authorization: Bearer <token>)")
+			failWith(w, http.StatusUnauthorized, "no_token", "this call needs "+needs+" (Authorization: Bearer <token>)")
 			return
 		}
 		g, err := a.svc.Authorize(token)
@@ -45,7 +67,7 @@ func (a *api) sessionAuth(p session.Permission, next http.Handler, queryToken bo
 			failWith(w, http.StatusUnauthorized, "bad_token", "the token is not valid: "+err.Error())
 			return
 		}
-		if err := g.Allows(id, p); err != nil {
+		if err := check(r, g); err != nil {
 			fail(w, a.log, err)
 			return
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/sandlot/sandlot/session/labproxy"
 	"github.com/sandlot/sandlot/session/redisstore"
 	"github.com/sandlot/sandlot/session/templates"
+	"github.com/sandlot/sandlot/session/workshop"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -71,6 +72,7 @@ type server struct {
 	t       testing.TB
 	URL     string
 	svc     *session.Service
+	ws      *workshop.Service
 	store   *redisstore.Store
 	rdb     *redis.Client
 	tokens  *session.Tokens
@@ -118,12 +120,15 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 	metrics := session.NewMetrics(nil, store, q)
 	svc := session.NewService(o.cfg, session.Deps{Store: store, Quota: q, Nodes: nodes, Templates: tmpls,
 		Tokens: tokens, Terminals: terminal.NewManager(terminal.Options{}, 0), Metrics: metrics, Log: log})
+	ws := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)
 	proxy := labproxy.New(svc, labproxy.Config{}, log)
-	ts := httptest.NewServer(NewHandler(svc, proxy, o.api, log))
+	ts := httptest.NewServer(NewHandler(svc, ws, proxy, o.api, log))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); svc.RunReaper(ctx) }()
-	s := &server{t: t, URL: ts.URL, svc: svc, store: store, rdb: rdb, tokens: tokens, quota: q, metrics: metrics}
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); svc.RunReaper(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); ws.Run(ctx) }()
+	<-ws.Ready()
+	s := &server{t: t, URL: ts.URL, svc: svc, ws: ws, store: store, rdb: rdb, tokens: tokens, quota: q, metrics: metrics}
 	stopped := false
 	s.stop = func() {
 		if stopped {
@@ -132,6 +137,7 @@ func newServer(t testing.TB, rdb *redis.Client, o serverOpts) *server {
 		stopped = true
 		ts.Close()
 		cancel()
+		<-done
 		<-done
 	}
 	t.Cleanup(func() {

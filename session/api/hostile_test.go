@@ -27,6 +27,7 @@ import (
 	"github.com/sandlot/sandlot/session"
 	"github.com/sandlot/sandlot/session/labproxy"
 	"github.com/sandlot/sandlot/session/memnodes"
+	"github.com/sandlot/sandlot/session/workshop"
 )
 
 // The HTTP layer against hostile clients, without an engine: the service is real, on a real redis-server, and its
@@ -541,4 +542,137 @@ func TestLongRequestAfterItsBody(t *testing.T) {
 			map[string][]string{"cmd": {"sleep", "1"}}, nil)
 	}
 	s.mustCall(http.StatusOK, "DELETE", "/api/v1/sessions/"+c.ID, c.Token, nil, nil)
+}
+
+// Every workshop route, attendee route and session route against the workshop token kinds: an instructor token
+// runs its own workshop only and only watches its attendees' sessions; an attendee token is for its own attendee
+// only; an attendee's session token works as any session's.
+func TestEveryWorkshopRouteChecksItsToken(t *testing.T) {
+	s, _ := memServer(t, serverOpts{})
+	w1 := s.newWorkshop(map[string]any{"title": "One", "template": "1-node", "seats": 2})
+	w2 := s.newWorkshop(map[string]any{"title": "Two", "template": "1-node", "seats": 2})
+	ada := s.join(w1.Code, "Ada")
+	bob := s.join(w2.Code, "Bob")
+	if ada.State != workshop.Active || ada.SessionToken == "" {
+		t.Fatalf("Ada: %+v", ada)
+	}
+	expired := s.issue(t, session.Grant{Scope: session.ScopeInstructor, Workshop: w1.ID, Expires: time.Now().Add(-time.Second)})
+	viewer := s.issue(t, session.Grant{Scope: session.ScopeViewer, Session: ada.SessionID})
+	type who struct {
+		name   string
+		token  string
+		status int // 0: let through
+		code   string
+	}
+	anonymous := []who{{"no token", "", 401, "no_token"}, {"garbage", "garbage", 401, "bad_token"},
+		{"an expired instructor token", expired, 401, "bad_token"}}
+	routes := newAPI(nil, nil, Config{}, nil).routesForTests()
+	tested := map[string]int{}
+	for _, r := range routes {
+		var tokens []who
+		path := r.pattern
+		switch {
+		case strings.HasPrefix(r.pattern, "/api/v1/workshops/{id}"):
+			path = strings.Replace(r.pattern, "{id}", w1.ID, 1)
+			tokens = append(anonymous, who{"another workshop's instructor", w2.InstructorToken, 403, "wrong_workshop"},
+				who{"an attendee", ada.AttendeeToken, 403, "wrong_scope"},
+				who{"an attendee's session", ada.SessionToken, 403, "wrong_scope"},
+				who{"a viewer", viewer, 403, "wrong_scope"},
+				who{"its instructor", w1.InstructorToken, 0, ""}, who{"the admin", testAdmin, 0, ""})
+		case strings.HasPrefix(r.pattern, "/api/v1/attendee"):
+			tokens = append(anonymous, who{"an instructor", w1.InstructorToken, 403, "wrong_scope"},
+				who{"an attendee's session", ada.SessionToken, 403, "wrong_scope"},
+				who{"the admin", testAdmin, 403, "wrong_scope"}, who{"the attendee", ada.AttendeeToken, 0, ""})
+		case strings.HasPrefix(r.pattern, "/api/v1/sessions/{id}"):
+			path = strings.NewReplacer("{id}", ada.SessionID, "{name}", "node1", "{port}", "8080").Replace(r.pattern)
+			own := who{"the attendees' instructor", w1.InstructorToken, 403, "read_only"}
+			if strings.HasSuffix(r.pattern, "/terminal") {
+				own = who{"the attendees' instructor", w1.InstructorToken, 0, ""}
+			}
+			tokens = []who{own, {"another workshop's instructor", w2.InstructorToken, 403, "wrong_session"},
+				{"an attendee", ada.AttendeeToken, 403, "wrong_scope"},
+				{"another attendee's session", bob.SessionToken, 403, "wrong_session"},
+				{"the attendee's session", ada.SessionToken, 0, ""}}
+		case r.pattern == "/api/v1/workshops":
+			tokens = append(anonymous[:1:1], who{"garbage", "garbage", 403, "not_admin"}, who{"an instructor", w1.InstructorToken, 403, "not_admin"},
+				who{"an attendee", ada.AttendeeToken, 403, "not_admin"}, who{"the admin", testAdmin, 0, ""})
+		default:
+			continue
+		}
+		tested[strings.Split(r.pattern, "/")[3]]++
+		for _, tc := range tokens {
+			if strings.HasSuffix(r.pattern, "/end") && tc.status == 0 {
+				continue // ending is tested below, once the others are done
+			}
+			t.Run(r.method+" "+r.pattern+" with "+tc.name, func(t *testing.T) {
+				status, body := s.statusOf(r.method, path, tc.token, contentTypeFor(r.pattern, r.method), workshopBodyFor(r.pattern, r.method))
+				var e apiError
+				_ = json.Unmarshal(body, &e)
+				switch {
+				case tc.status == 0 && (status == 401 || status == 403):
+					t.Errorf("refused: %d %s", status, body)
+				case tc.status != 0 && (status != tc.status || e.Error.Code != tc.code):
+					t.Errorf("%d %s, want %d %s", status, body, tc.status, tc.code)
+				}
+			})
+		}
+	}
+	if tested["workshops"] < 10 || tested["attendee"] != 2 || tested["sessions"] < 15 {
+		t.Fatalf("routes tested: %v", tested)
+	}
+	// The instructor ends its workshop, and so every session in it (Ada's was deleted by the routes above).
+	cy := s.join(w1.Code, "Cy")
+	if cy.State != workshop.Active {
+		t.Fatalf("Cy: %+v", cy)
+	}
+	s.mustCall(200, "POST", "/api/v1/workshops/"+w1.ID+"/end", w1.InstructorToken, nil, nil)
+	var v sessionView
+	s.mustCall(200, "GET", "/api/v1/sessions/"+cy.SessionID, cy.SessionToken, nil, &v)
+	if v.State != session.StateEnded || v.EndReason != session.EndWorkshopEnded {
+		t.Errorf("Cy's session after the end: %s %s", v.State, v.EndReason)
+	}
+	s.mustCall(403, "POST", "/api/v1/workshops/"+w2.ID+"/end", w1.InstructorToken, nil, nil)
+	if got := s.attendeeView(bob.AttendeeToken); got.State != workshop.Active {
+		t.Errorf("Bob, of the other workshop: %s", got.State)
+	}
+}
+
+// statusOf sends a request and reads its answer, except an event stream's (only its status: it does not end).
+func (s *server) statusOf(method, path, token, contentType string, body []byte) (int, []byte) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, method, s.URL+path, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return resp.StatusCode, nil
+	}
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+func workshopBodyFor(pattern, method string) []byte {
+	switch {
+	case pattern == "/api/v1/workshops" && method == "POST":
+		return []byte(`{"title":"Three","template":"1-node","seats":1}`)
+	case strings.HasSuffix(pattern, "/lock"):
+		return []byte(`{"locked":false}`)
+	case strings.HasSuffix(pattern, "/seats"):
+		return []byte(`{"seats":2}`)
+	case strings.HasSuffix(pattern, "/broadcast"):
+		return []byte(`{"text":"hello"}`)
+	case strings.HasPrefix(pattern, "/api/v1/workshops/") && strings.HasSuffix(pattern, "/extend"):
+		return []byte(`{"duration":"1m"}`)
+	}
+	return bodyFor(pattern, method)
 }

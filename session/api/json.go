@@ -14,6 +14,7 @@ import (
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session"
+	"github.com/sandlot/sandlot/session/workshop"
 )
 
 // maxBody is the largest request body the API reads.
@@ -98,6 +99,10 @@ func classify(err error) (status int, code, msg string) {
 			return http.StatusServiceUnavailable, r.Code, r.Message
 		}
 		return http.StatusTooManyRequests, r.Code, r.Message
+	case errors.Is(err, workshop.ErrLocked):
+		return http.StatusForbidden, "workshop_locked", err.Error()
+	case errors.Is(err, workshop.ErrOver):
+		return http.StatusGone, "workshop_ended", err.Error()
 	case errors.Is(err, errTooLarge), errors.Is(err, errUploadTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large", err.Error()
 	case errors.Is(err, errUnsupportedType):

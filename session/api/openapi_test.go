@@ -18,6 +18,7 @@ import (
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/session"
 	"github.com/sandlot/sandlot/session/labproxy"
+	"github.com/sandlot/sandlot/session/workshop"
 )
 
 // The OpenAPI document lists exactly the routes the server serves.
@@ -70,7 +71,11 @@ func openAPIBodies() (answers, requests map[string]any) {
 		importResult struct {
 			Images []string `json:"images"`
 		}
+		workshopList struct {
+			Workshops []workshopView `json:"workshops"`
+		}
 	)
+	const ws = "/api/v1/workshops/{id}"
 	const s, n = "/api/v1/sessions/{id}", "/api/v1/sessions/{id}/instances/{name}"
 	answers = map[string]any{
 		"POST /api/v1/sessions 201":            sessionView{},
@@ -93,6 +98,17 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"GET /api/v1/images 200":               imageList{},
 		"POST /api/v1/images/import 200":       importResult{},
 		"GET /api/v1/openapi.json 200":         nil, // this document
+		"POST /api/v1/workshops 201":           createdWorkshop{},
+		"GET /api/v1/workshops 200":            workshopList{},
+		"GET " + ws + " 200":                   workshop.Detail{},
+		"POST " + ws + "/lock 200":             workshop.Workshop{},
+		"POST " + ws + "/seats 200":            workshop.Workshop{},
+		"POST " + ws + "/broadcast 200":        workshop.Message{},
+		"POST " + ws + "/extend 200":           workshop.Detail{},
+		"POST " + ws + "/end 200":              workshop.Detail{},
+		"GET /api/v1/join/{code} 200":          workshop.Public{},
+		"POST /api/v1/join/{code} 201":         joined{},
+		"GET /api/v1/attendee 200":             workshop.AttendeeView{},
 		"GET /healthz 200":                     status{},
 		"GET /readyz 200":                      status{},
 	}
@@ -104,6 +120,13 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"POST " + n + "/exec":              execRequest{},
 		"POST " + n + "/ports/{port}/link": linkRequest{},
 		"POST /api/v1/images/preload":      preloadRequest{},
+		"POST /api/v1/workshops":           createWorkshopRequest{},
+		"POST " + ws + "/lock":             lockRequest{},
+		"POST " + ws + "/seats":            seatsRequest{},
+		"POST " + ws + "/broadcast":        broadcastRequest{},
+		"POST " + ws + "/extend":           workshopExtendRequest{},
+		"POST " + ws + "/end":              workshopEndRequest{},
+		"POST /api/v1/join/{code}":         joinRequest{},
 	}
 	return answers, requests
 }
@@ -111,10 +134,13 @@ func openAPIBodies() (answers, requests map[string]any) {
 // openAPIEnums are the values of the strings the document closes with an enum: a named string type's constants,
 // or, for a plain string field, the values its code sets. A documented enum with no entry here is an error.
 var openAPIEnums = map[any][]string{
-	reflect.TypeFor[session.State]():     {string(session.StateStarting), string(session.StateActive), string(session.StateEnded)},
-	reflect.TypeFor[session.EndReason](): {string(session.EndExpired), string(session.EndDeleted), string(session.EndIdle), string(session.EndError), string(session.EndAdmin)},
-	fieldOf[instance.FileEntry]("type"):  {"file", "dir", "symlink", "other"}, // instance.parseEntry
-	fieldOf[execResponse]("encoding"):    {"text", "base64"},                  // exec
+	reflect.TypeFor[session.State]():          {string(session.StateStarting), string(session.StateActive), string(session.StateEnded)},
+	reflect.TypeFor[session.EndReason]():      {string(session.EndExpired), string(session.EndDeleted), string(session.EndIdle), string(session.EndError), string(session.EndAdmin), string(session.EndWorkshopEnded)},
+	fieldOf[instance.FileEntry]("type"):       {"file", "dir", "symlink", "other"}, // instance.parseEntry
+	fieldOf[execResponse]("encoding"):         {"text", "base64"},                  // exec
+	reflect.TypeFor[workshop.State]():         {string(workshop.StateOpen), string(workshop.StateEnded)},
+	reflect.TypeFor[workshop.AttendeeState](): {string(workshop.Waiting), string(workshop.Queued), string(workshop.Active), string(workshop.Ended)},
+	fieldOf[workshop.Public]("state"):         {"open", "locked", "ended"}, // workshop.Lookup
 }
 
 // openAPIOpen are the named string types whose values the document leaves open (no enum): its description must

@@ -19,6 +19,7 @@ func (a *api) routes() []route {
 	change := func(p session.Permission, h http.Handler) http.Handler {
 		return a.stateChanging(jsonBody, a.session(p, h))
 	}
+	instructor := func(h http.Handler) http.Handler { return a.stateChanging(jsonBody, a.instructor(h, false)) }
 	return []route{
 		{"POST", "/api/v1/sessions", a.stateChanging(jsonBody, a.createSession())},
 		{"GET", "/api/v1/sessions", a.admin(a.listSessions())},
@@ -39,6 +40,21 @@ func (a *api) routes() []route {
 		{"GET", "/api/v1/sessions/{id}/instances/{name}/tree", a.session(session.PermDrive, a.tree())},
 		{"POST", "/api/v1/sessions/{id}/viewer", change(session.PermDrive, a.viewerLink())},
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/ports/{port}/link", change(session.PermDrive, a.portLink())},
+		// Workshops: the admin makes them; their instructor token runs one; attendees join by code.
+		{"POST", "/api/v1/workshops", a.stateChanging(jsonBody, a.admin(a.createWorkshop()))},
+		{"GET", "/api/v1/workshops", a.admin(a.listWorkshops())},
+		{"GET", "/api/v1/workshops/{id}", a.instructor(a.getWorkshop(), false)},
+		{"GET", "/api/v1/workshops/{id}/events", a.instructor(a.workshopEvents(), true)},
+		{"GET", "/api/v1/workshops/{id}/attendance.csv", a.instructor(a.attendance(), false)},
+		{"POST", "/api/v1/workshops/{id}/lock", instructor(a.lockWorkshop())},
+		{"POST", "/api/v1/workshops/{id}/seats", instructor(a.setSeats())},
+		{"POST", "/api/v1/workshops/{id}/broadcast", instructor(a.broadcast())},
+		{"POST", "/api/v1/workshops/{id}/extend", instructor(a.extendWorkshop())},
+		{"POST", "/api/v1/workshops/{id}/end", instructor(a.endWorkshop())},
+		{"GET", "/api/v1/join/{code}", a.lookupWorkshop()},
+		{"POST", "/api/v1/join/{code}", a.stateChanging(jsonBody, a.joinWorkshop())},
+		{"GET", "/api/v1/attendee", a.attendee(a.getAttendee(), false)},
+		{"GET", "/api/v1/attendee/events", a.attendee(a.attendeeEvents(), true)},
 		{"GET", "/api/v1/templates", a.listTemplates()},
 		{"GET", "/api/v1/images", a.listImages()},
 		{"POST", "/api/v1/images/preload", a.stateChanging(jsonBody, a.admin(a.preloadImages()))},
@@ -46,6 +62,8 @@ func (a *api) routes() []route {
 		{"GET", "/api/v1/openapi.json", a.openAPI()},
 		{"GET", "/{$}", a.page()},
 		{"GET", "/s/{id}", a.page()},
+		{"GET", "/w/{code}", a.page()},
+		{"GET", "/workshops/{id}", a.page()},
 		{"GET", "/assets/{file}", a.assets()},
 		{"GET", "/healthz", a.healthz()},
 		{"GET", "/readyz", a.readyz()},

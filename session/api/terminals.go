@@ -40,7 +40,7 @@ func (a *api) terminal() http.Handler {
 		if err != nil {
 			return // the upgrader has answered
 		}
-		readOnly := grantOf(r.Context()).Allows(id, session.PermDrive) != nil
+		readOnly := a.svc.Check(r.Context(), grantOf(r.Context()), id, session.PermDrive) != nil
 		terminal.Serve(ws, term, readOnly)
 	})
 }
