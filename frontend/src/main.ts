@@ -1,20 +1,38 @@
-// The web page: the landing page at /, a session at /s/<id>. Navigation stays in the page (no reloads), and a
-// reload of /s/<id> comes back to the same session, terminals and shells.
+// The web page: the landing page at /, a session at /s/<id>, a workshop's join page at /w/<code> and its
+// instructor's dashboard at /w/<id>/instructor. Navigation stays in the page (no reloads), and a reload of /s/<id>
+// comes back to the same session, terminals and shells.
 
 import { LitElement, html } from "lit";
 import { keyed } from "lit/directives/keyed.js";
 import "./sandlot-terminal";
 import "./landing-page";
 import "./session-page";
+import "./join-page";
+import "./instructor-page";
 import { settings } from "./settings";
 
 interface Route {
   session?: string;
+  join?: string; // an access code, as typed in the address
+  instructor?: string; // a workshop's id
 }
 
 function route(path: string): Route {
-  const m = /^\/s\/([A-Za-z0-9_-]{1,64})\/?$/.exec(path);
-  return m ? { session: m[1] } : {};
+  let m = /^\/s\/([A-Za-z0-9_-]{1,64})\/?$/.exec(path);
+  if (m) return { session: m[1] };
+  m = /^\/w\/([A-Za-z0-9_-]{1,64})\/instructor\/?$/.exec(path);
+  if (m) return { instructor: m[1] };
+  m = /^\/w\/([^/]{1,64})\/?$/.exec(path);
+  if (m) return { join: safeDecode(m[1]) };
+  return {};
+}
+
+function safeDecode(s: string) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 class App extends LitElement {
@@ -29,7 +47,7 @@ class App extends LitElement {
 
   connectedCallback() {
     super.connectedCallback();
-    settings.onChange(() => (this.querySelector("sl-session") as LitElement | null)?.requestUpdate());
+    settings.onChange(() => (this.querySelector("sl-session, sl-instructor, sl-join") as LitElement | null)?.requestUpdate());
     window.addEventListener("popstate", () => (this.route = route(location.pathname)));
     this.addEventListener("sandlot-navigate", (e) => {
       const { path, template } = (e as CustomEvent<{ path: string; template?: string }>).detail;
@@ -40,6 +58,10 @@ class App extends LitElement {
   }
 
   render() {
+    if (this.route.join !== undefined) return keyed(this.route.join, html`<sl-join code=${this.route.join}></sl-join>`);
+    if (this.route.instructor) {
+      return keyed(this.route.instructor, html`<sl-instructor workshop-id=${this.route.instructor}></sl-instructor>`);
+    }
     if (!this.route.session) return html`<sl-landing></sl-landing>`;
     const template = this.template;
     this.template = "";

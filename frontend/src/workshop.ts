@@ -247,3 +247,17 @@ export function attendanceFilename(disposition: string | null, code: string, now
   const date = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
   return `attendance-${code || "workshop"}-${date}.csv`;
 }
+
+/** spokenCountdown is a countdown for screen readers: it changes seldom enough to be read out (every minute, every
+ * 10 s in the last minute, every quarter hour beyond an hour), where the one on screen changes every second. */
+export function spokenCountdown(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  if (s === 0) return "now";
+  if (s <= 60) return `${Math.ceil(s / 10) * 10} seconds`;
+  const min = Math.ceil(s / 60);
+  if (min <= 60) return min === 1 ? "1 minute" : `${min} minutes`;
+  const q = Math.ceil(min / 15) * 15;
+  const h = Math.floor(q / 60);
+  const m = q % 60;
+  return `${h} hour${h > 1 ? "s" : ""}${m ? ` ${m} minutes` : ""}`;
+}

@@ -152,3 +152,10 @@ test("the attendance list is saved under the server's name, made safe, or one of
   assert.equal(w.attendanceFilename("attachment; filename*=UTF-8''%E0%A4%A", "K", now), "attendance-K-2026-12-02.csv");
   assert.equal(w.attendanceFilename("attachment", "", now), "attendance-workshop-2026-12-02.csv");
 });
+
+test("the spoken countdown changes seldom enough to be read out", () => {
+  const cases: [number, string][] = [[0, "now"], [1000, "10 seconds"], [11_000, "20 seconds"], [60_000, "60 seconds"],
+    [61_000, "2 minutes"], [60 * 60_000, "60 minutes"], [61 * 60_000, "1 hour 15 minutes"], [2 * 3600_000, "2 hours"],
+    [2 * 3600_000 + 1000, "2 hours 15 minutes"]];
+  for (const [ms, want] of cases) assert.equal(w.spokenCountdown(ms), want, `${ms} ms`);
+});
