@@ -306,12 +306,12 @@ export class InstructorPage extends LitElement {
             <tr data-attendee=${a.id} class="state-${a.state}">
               <th scope="row">${a.name}</th>
               <td>${a.state}${a.state === "queued" && a.position ? html` <span class="muted">#${a.position}</span>` : nothing}</td>
-              <td class="node-cells">${(a.nodes ?? []).map((n) => html`
+              <td><span class="node-cells">${(a.nodes ?? []).map((n) => html`
                 <button class="node-chip" title="watch ${a.name}'s ${n.name} (${n.status})" ?disabled=${!a.session_id || a.state !== "active"}
                   aria-label="watch ${a.name}'s ${n.name}, ${n.status}"
                   aria-pressed=${this.watch?.attendee === a.id && this.watch.node === n.name ? "true" : "false"}
                   @click=${(e: Event) => this.openWatch(a, n.name, e)}>
-                  <span class="dot ${n.status}"></span>${n.name}</button>`)}</td>
+                  <span class="dot ${n.status}"></span>${n.name}</button>`)}</span></td>
               <td class="num">${a.expires_at && a.state === "active" ? formatCountdown(Date.parse(a.expires_at) - now) : ""}</td>
               <td class="num">${a.last_activity ? formatAgo(now - Date.parse(a.last_activity)) : ""}</td>
               <td class="row-actions">
