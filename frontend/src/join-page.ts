@@ -147,7 +147,22 @@ export class JoinPage extends LitElement {
     this.entered = true;
     if (sessionToken) useSessionToken(sessionId, sessionToken);
     keepSessionAttendee(sessionId, this.token);
-    this.dispatchEvent(new CustomEvent("sandlot-navigate", { bubbles: true, detail: { path: `/s/${sessionId}` } }));
+    this.dispatchEvent(new CustomEvent("sandlot-navigate", { bubbles: true, detail: { path: `/s/${sessionId}`, replace: true } }));
+  }
+
+  private shown = "";
+
+  /** updated moves the focus to the new view's heading when the view changes (the button pressed may be gone). */
+  protected updated() {
+    const kind = codeProblem(this.normal) ? "bad-code" : joinView(this.state).kind;
+    if (kind === this.shown) return;
+    const first = !this.shown;
+    this.shown = kind;
+    const h = this.querySelector<HTMLElement>(".card h1");
+    if (!h) return;
+    h.tabIndex = -1;
+    if (kind === "form") this.querySelector<HTMLElement>("#join-name")?.focus();
+    else if (!first || kind !== "loading") h.focus();
   }
 
   private tick() {

@@ -10,30 +10,7 @@ import "./session-page";
 import "./join-page";
 import "./instructor-page";
 import { settings } from "./settings";
-
-interface Route {
-  session?: string;
-  join?: string; // an access code, as typed in the address
-  instructor?: string; // a workshop's id
-}
-
-function route(path: string): Route {
-  let m = /^\/s\/([A-Za-z0-9_-]{1,64})\/?$/.exec(path);
-  if (m) return { session: m[1] };
-  m = /^\/w\/([A-Za-z0-9_-]{1,64})\/instructor\/?$/.exec(path);
-  if (m) return { instructor: m[1] };
-  m = /^\/w\/([^/]{1,64})\/?$/.exec(path);
-  if (m) return { join: safeDecode(m[1]) };
-  return {};
-}
-
-function safeDecode(s: string) {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
+import { route, type Route } from "./routes";
 
 class App extends LitElement {
   static properties = { route: { state: true } };
@@ -50,9 +27,10 @@ class App extends LitElement {
     settings.onChange(() => (this.querySelector("sl-session, sl-instructor, sl-join") as LitElement | null)?.requestUpdate());
     window.addEventListener("popstate", () => (this.route = route(location.pathname)));
     this.addEventListener("sandlot-navigate", (e) => {
-      const { path, template } = (e as CustomEvent<{ path: string; template?: string }>).detail;
+      const { path, template, replace } = (e as CustomEvent<{ path: string; template?: string; replace?: boolean }>).detail;
       this.template = template ?? "";
-      history.pushState(null, "", path);
+      if (replace) history.replaceState(null, "", path); // a page that only passes on (the join page, to a session)
+      else history.pushState(null, "", path);
       this.route = route(path);
     });
   }

@@ -159,3 +159,16 @@ test("the spoken countdown changes seldom enough to be read out", () => {
     [2 * 3600_000 + 1000, "2 hours 15 minutes"]];
   for (const [ms, want] of cases) assert.equal(w.spokenCountdown(ms), want, `${ms} ms`);
 });
+
+test("addresses route to their page", async () => {
+  const { route } = await import("../src/routes");
+  assert.deepEqual(route("/"), {});
+  assert.deepEqual(route("/s/abc_1-2"), { session: "abc_1-2" });
+  assert.deepEqual(route("/w/K7M2QX"), { join: "K7M2QX" });
+  assert.deepEqual(route("/w/k7m-2qx/"), { join: "k7m-2qx" });
+  assert.deepEqual(route("/w/k7m%202qx"), { join: "k7m 2qx" }, "a typed space comes back as typed");
+  assert.deepEqual(route("/w/%E0%A4"), { join: "%E0%A4" });
+  assert.deepEqual(route("/w/ws-1/instructor"), { instructor: "ws-1" });
+  assert.deepEqual(route("/w/a/b"), {});
+  assert.deepEqual(route("/x"), {});
+});
