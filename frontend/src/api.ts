@@ -132,6 +132,9 @@ export const api = {
   tree: (id: string, name: string, path: string, depth: number) =>
     call<Tree>("GET", `${nodePath(id, name)}/tree?path=${encodeURIComponent(path)}&depth=${depth}`, undefined,
       sessionToken(id)),
+  /** download reads a file as a download does, for a session whose token a plain link cannot carry. */
+  download: async (id: string, name: string, path: string) =>
+    (await send("GET", fileURL(id, name, path, true), undefined, sessionToken(id))).blob(),
   readFile: (id: string, name: string, path: string) =>
     request("GET", fileURL(id, name, path), undefined, sessionToken(id)),
   writeFile: (id: string, name: string, path: string, content: string) =>

@@ -8,6 +8,7 @@ import { keyed } from "lit/directives/keyed.js";
 import { api, ApiError, serverOffset, workshopEventsURL } from "./api";
 import { copyText } from "./clipboard";
 import { listen } from "./events";
+import { saveBlob } from "./save";
 import { settings } from "./settings";
 import { settingsControl } from "./settings-control";
 import {
@@ -173,14 +174,7 @@ export class InstructorPage extends LitElement {
     if (!w) return;
     void this.act("attendance", async () => {
       const { csv, disposition } = await api.attendance(this.workshopId, this.token);
-      const url = URL.createObjectURL(csv);
-      const a = document.createElement("a");
-      a.href = url;
-      a.download = attendanceFilename(disposition, w.code, new Date());
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
-      window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveBlob(csv, attendanceFilename(disposition, w.code, new Date()));
     });
   }
 
