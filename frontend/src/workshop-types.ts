@@ -1,6 +1,16 @@
 // The workshop routes' types (issue 13), written by hand: session/api/openapi.json does not describe these routes
 // yet. Replace them with the generated ones (api-types.ts) once the document has them; the field names are the
 // API's, exactly.
+//
+// What the pages take for granted of the server, besides these shapes:
+// - GET /api/v1/join/{code} and POST (201) need no token; codes are sent normalized (upper case, no dashes).
+// - GET /api/v1/attendee takes the attendee token as Bearer; /api/v1/attendee/events and
+//   /api/v1/workshops/{id}/events (text/event-stream) take it as ?token=, events named attendee, message, workshop.
+// - Every /api/v1/workshops/{id}... call takes the instructor token as Bearer; the POSTs have JSON bodies;
+//   attendance.csv may name its file in Content-Disposition.
+// - A session's token (session_token) works as Bearer on every /api/v1/sessions/{id}... call, and as ?token= on
+//   its terminals; the instructor token opens any attendee's terminal as a viewer (?token=, the viewer role).
+// - The server serves the page (index.html) at /w/{code} and /w/{id}/instructor as it does at /s/{id}.
 
 import type { SessionView } from "./api-types";
 
