@@ -6,7 +6,7 @@
 export function listen(url: string, types: string[], on: (type: string, data: string) => void,
   trouble?: (down: boolean) => void): () => void {
   let es: EventSource | undefined;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   let pause = 2000;
   let stopped = false;
   const open = () => {
@@ -19,7 +19,7 @@ export function listen(url: string, types: string[], on: (type: string, data: st
     es.onerror = () => {
       trouble?.(true);
       if (es?.readyState !== EventSource.CLOSED || stopped) return; // the browser tries again by itself
-      timer = window.setTimeout(open, pause);
+      timer = setTimeout(open, pause);
       pause = Math.min(pause * 2, 30_000);
     };
   };
