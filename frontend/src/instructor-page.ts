@@ -178,6 +178,17 @@ export class InstructorPage extends LitElement {
     });
   }
 
+  private confirmDialog() {
+    return this.querySelector<HTMLDialogElement>("#end-all-confirm");
+  }
+
+  private endAllClosed = () => {
+    const d = this.confirmDialog();
+    if (d?.returnValue !== "end") return;
+    d.returnValue = "";
+    void this.act("end", () => api.endWorkshop(this.workshopId, this.token), "The workshop has ended.");
+  };
+
   private openWatch(a: Attendee, node: string, e: Event) {
     this.watchButton = e.currentTarget as HTMLElement;
     this.watch = { attendee: a.id, node };
@@ -279,11 +290,19 @@ export class InstructorPage extends LitElement {
             <button type="submit" ?disabled=${busy}>Add</button>
           </form>
           <button id="attendance" ?disabled=${busy} @click=${this.download}>Download attendance</button>
-          <button id="end-all" class="danger" ?disabled=${busy}
-            @click=${() => this.twice("end-all", () => void this.act("end", () => api.endWorkshop(this.workshopId, this.token),
-              "The workshop has ended."))}>
-            ${this.confirm === "end-all" ? "Really end for everyone?" : "End workshop"}</button>
+          <button id="end-all" class="danger" ?disabled=${busy} @click=${() => this.confirmDialog()?.showModal()}>
+            End workshop</button>
         </span>
+        <dialog class="confirm" id="end-all-confirm" aria-labelledby="end-all-title" @close=${this.endAllClosed}>
+          <form method="dialog">
+            <h2 id="end-all-title">End the workshop for everyone?</h2>
+            <p>Every attendee's session ends now, with everything on their nodes; nobody can join any more.</p>
+            <span class="action-row">
+              <button value="cancel" autofocus>Keep it going</button>
+              <button value="end" class="danger" id="end-all-yes">End for everyone</button>
+            </span>
+          </form>
+        </dialog>
       </section>`;
   }
 
