@@ -2,7 +2,8 @@
 // save it. Files go through the server's files API (the Docker engine's archive API), never through host paths.
 
 import { LitElement, html, nothing } from "lit";
-import { api, fileURL, type ApiError, type FileEntry } from "./api";
+import { api, fileURL, sessionToken, type ApiError, type FileEntry } from "./api";
+import { saveBlob } from "./save";
 import { FileTree } from "./file-tree";
 
 const maxEditable = 1024 * 1024; // larger files are offered for download only
@@ -52,6 +53,16 @@ export class FilesDialog extends LitElement {
       this.message = (e as ApiError).message;
     }
     this.requestUpdate();
+  }
+
+  /** download goes through the page when the session's token is not in a cookie (a workshop's session). */
+  private download(ev: Event, path: string) {
+    if (!sessionToken(this.session)) return; // the link works by the cookie
+    ev.preventDefault();
+    api.download(this.session, this.node, path).then(
+      (blob) => saveBlob(blob, path.slice(path.lastIndexOf("/") + 1) || "download"),
+      (e: ApiError) => (this.message = e.message),
+    );
   }
 
   private toggle(e: FileEntry) {
@@ -120,7 +131,8 @@ export class FilesDialog extends LitElement {
                     : kind === "file"
                     ? html`<button class="link ${e.path === this.path ? "open" : ""}" data-path=${e.path}
                         @click=${() => this.open(e)}>${name}</button>
-                      <a class="download" href=${fileURL(this.session, this.node, e.path, true)} title="download">⤓</a>`
+                      <a class="download" href=${fileURL(this.session, this.node, e.path, true)} title="download"
+                        @click=${(ev: Event) => this.download(ev, e.path)}>⤓</a>`
                     : html`<span title="not a file to read">${name}</span>`}
                 </li>`)}
             </ul>

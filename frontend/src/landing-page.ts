@@ -1,7 +1,8 @@
-// The landing page: what Sandlot is, a template picker and a Start button.
+// The landing page: what Sandlot is, a template picker and a Start button, and the way into a workshop.
 
 import { LitElement, html } from "lit";
 import { api, ApiError, type Template } from "./api";
+import "./join-code";
 
 const empty: Template = { name: "", title: "Empty", description: "No nodes yet: add them yourself.", managers: 0,
   workers: 0, swarm: false };
@@ -69,6 +70,7 @@ export class LandingPage extends LitElement {
           ${this.starting ? "Starting…" : "Start"}
         </button>
         ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : ""}
+        <sl-join-code class="landing-join"></sl-join-code>
         <p class="small">Sessions end on their own after a while; nothing you do here is kept.
           <a href="/api/v1/openapi.json">API</a></p>
       </main>`;

@@ -1,10 +1,19 @@
-// The session page: the nodes, a terminal per node (with tabs for more shells), the time left, and the end.
+// The session page: the nodes, a terminal per node (with tabs for more shells), the time left, and the end. A
+// workshop's session also shows the workshop: its title, the time left of the training, and the instructor's
+// broadcasts (live from the attendee's stream where this browser holds the attendee's token, else from the
+// session view the page reads every few seconds anyway).
 
 import { LitElement, html, nothing } from "lit";
 import { repeat } from "lit/directives/repeat.js";
-import { api, ApiError, serverOffset, type Instance, type Session } from "./api";
+import { ifDefined } from "lit/directives/if-defined.js";
+import { api, ApiError, attendeeEventsURL, serverOffset, sessionToken, useSessionToken, type Instance, type Session } from "./api";
+import { listen } from "./events";
+import { attendeeEvent, broadcastKey, formatCountdown, mergeBroadcasts, spokenCountdown, warnFor } from "./workshop";
+import { sessionAttendee } from "./workshop-store";
+import type { Broadcast } from "./workshop-types";
 import { settings } from "./settings";
 import { copyText } from "./clipboard";
+import { settingsControl } from "./settings-control";
 import "./files-dialog";
 import type { SandlotTerminal, TerminalState } from "./sandlot-terminal";
 
@@ -17,6 +26,7 @@ const endReasons: Record<string, string> = {
   idle: "Nobody used it for a while.",
   error: "Something went wrong.",
   admin: "An administrator ended it.",
+  workshop_ended: "The workshop has ended.",
 };
 
 /** What the page remembers of a session across reloads: tabs per node, the selected node. */
@@ -34,6 +44,15 @@ function loadLayout(id: string): Layout {
     // nothing kept, or something unreadable: start afresh
   }
   return { tabs: {}, active: {} };
+}
+
+function loadDismissed(id: string): string[] {
+  try {
+    const d = JSON.parse(localStorage.getItem(`sandlot:dismissed:${id}`) ?? "[]");
+    return Array.isArray(d) ? d.filter((k) => typeof k === "string") : [];
+  } catch {
+    return [];
+  }
 }
 
 export function formatLeft(ms: number): string {
@@ -59,6 +78,8 @@ export class SessionPage extends LitElement {
     toast: { state: true },
     files: { state: true },
     dropping: { state: true },
+    broadcasts: { state: true },
+    dismissed: { state: true },
   };
 
   sessionId = "";
@@ -74,12 +95,16 @@ export class SessionPage extends LitElement {
   toast = ""; // a short message that goes away by itself
   files = ""; // the node whose files are open in the editor
   dropping = ""; // where files are being dragged over: a node's name, or "terminal"
+  broadcasts: Broadcast[] = []; // the workshop's, newest first
+  dismissed: string[] = []; // broadcastKey of those the learner closed
 
   private toastTimer?: number;
   private clock?: number;
   private poller?: number;
   private polling = false;
   private confirmTimer?: number;
+  private attendeeToken?: string;
+  private stopStream?: () => void;
 
   createRenderRoot() {
     return this;
@@ -88,6 +113,8 @@ export class SessionPage extends LitElement {
   connectedCallback() {
     super.connectedCallback();
     this.layout = loadLayout(this.sessionId);
+    this.attendeeToken = sessionAttendee(this.sessionId);
+    this.dismissed = loadDismissed(this.sessionId);
     this.clock = window.setInterval(() => this.tick(), 250);
     this.addEventListener("sandlot-status", (e) => {
       const t = e.target as SandlotTerminal;
@@ -102,6 +129,7 @@ export class SessionPage extends LitElement {
     super.disconnectedCallback();
     clearInterval(this.clock);
     clearTimeout(this.poller);
+    this.stopStream?.();
   }
 
   private async start() {
@@ -129,20 +157,27 @@ export class SessionPage extends LitElement {
   }
 
   /** refresh reads the session; it runs every few seconds, and more often near the end. */
-  private async refresh() {
+  private async refresh(): Promise<void> {
     if (this.polling) return;
     this.polling = true;
     clearTimeout(this.poller);
     try {
       const s = await api.session(this.sessionId);
       this.session = s;
+      if (s.workshop) this.broadcasts = mergeBroadcasts(this.broadcasts, s.workshop.messages ?? []);
       if (s.state === "ended") {
         this.stopTerminals();
+        this.stopStream?.();
         return;
       }
+      if (s.workshop && this.attendeeToken) this.listenWorkshop(this.attendeeToken);
       this.keepLayout(s.instances);
     } catch (e) {
       const err = e as ApiError;
+      if ((err.status === 401 || err.status === 403) && (await this.tokenFromAttendee())) {
+        this.polling = false;
+        return await this.refresh();
+      }
       if (err.status === 404 || err.status === 401 || err.status === 403) {
         this.error = err.status === 404 ? "There is no such session (it may have ended long ago)."
           : "This browser does not hold this session's key. Start a session of your own.";
@@ -156,6 +191,43 @@ export class SessionPage extends LitElement {
     }
     if (!this.error.startsWith("There is no") && this.session?.state !== "ended") {
       this.poller = window.setTimeout(() => void this.refresh(), this.left() < 3000 ? 250 : 1500);
+    }
+  }
+
+  /** tokenFromAttendee asks the attendee's state for this session's token, for a browser that came back by the
+   * attendee's personal link (it has no cookie of the session); true when it got one. */
+  private async tokenFromAttendee(): Promise<boolean> {
+    if (!this.attendeeToken || sessionToken(this.sessionId)) return false;
+    try {
+      const a = await api.attendee(this.attendeeToken);
+      if (a.session_id !== this.sessionId || !a.session_token) return false;
+      useSessionToken(this.sessionId, a.session_token);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** listenWorkshop hears the instructor's broadcasts, and the attendee's end, as they happen. */
+  private listenWorkshop(token: string) {
+    if (this.stopStream) return;
+    this.stopStream = listen(attendeeEventsURL(token), ["attendee", "message"], (type, data) => {
+      const ev = attendeeEvent(type, data);
+      if (!ev) return;
+      if (ev.kind === "message") this.broadcasts = mergeBroadcasts(this.broadcasts, [ev.message]);
+      else {
+        this.broadcasts = mergeBroadcasts(this.broadcasts, ev.view.messages);
+        if (ev.view.state === "ended") void this.refresh();
+      }
+    });
+  }
+
+  private dismiss(m: Broadcast) {
+    this.dismissed = [...this.dismissed, broadcastKey(m)].slice(-200);
+    try {
+      localStorage.setItem(`sandlot:dismissed:${this.sessionId}`, JSON.stringify(this.dismissed));
+    } catch {
+      // not kept: it comes back after a reload
     }
   }
 
@@ -276,17 +348,20 @@ export class SessionPage extends LitElement {
     return html`
       <header class="bar">
         <a class="brand" href="/" @click=${this.home}><span class="logo" aria-hidden="true">▦</span> Sandlot</a>
+        ${s.workshop ? html`<span class="workshop-title" id="workshop-title">${s.workshop.title}</span>` : nothing}
         ${this.renderTime(s)}
+        ${this.renderTraining(s)}
         <span class="usage" title="nodes in this session, of the most it may have">
           ${s.instances.length} / ${s.max_instances} nodes</span>
         <span class="spacer"></span>
-        ${this.renderSettings()}
+        ${settingsControl(() => void this.focusSelected())}
         <button class="danger" id="end" ?disabled=${s.state === "ended"}
           @click=${() => this.twice("end", () => void this.act("end", () => api.end(this.sessionId)))}>
           ${this.confirm === "end" ? "Really end?" : "End session"}</button>
       </header>
       ${this.error ? html`<p class="banner error" role="alert">${this.error}
         <button class="link" @click=${() => (this.error = "")}>dismiss</button></p>` : nothing}
+      ${this.renderWorkshopBanners(s)}
       <div class="workspace">
         ${this.renderNodes(s)}
         ${this.renderTerminals(s)}
@@ -295,6 +370,34 @@ export class SessionPage extends LitElement {
       ${this.files && s.state !== "ended" ? html`<sl-files .session=${s.id} .node=${this.files}
         @close=${() => { this.files = ""; void this.focusSelected(); }}></sl-files>` : nothing}
       ${s.state === "ended" ? this.renderEnd(s) : nothing}`;
+  }
+
+  /** renderTraining is the workshop's clock: the time left of the training, beside the session's own. */
+  private renderTraining(s: Session) {
+    const ends = s.workshop?.ends_at;
+    if (!ends || s.state === "ended") return nothing;
+    const left = Date.parse(ends) - (Date.now() + serverOffset);
+    const warn = warnFor(left);
+    return html`<span class="time training ${warn === "soon" ? "low" : warn === "over" ? "critical" : ""}" id="training-left"
+      role="timer" title="time until the workshop ends">
+      <span aria-hidden="true">workshop ${warn === "over" ? "over" : formatCountdown(left)}</span>
+      <span class="sr-only">${warn === "over" ? "the workshop's time is over" : `${spokenCountdown(left)} left in the workshop`}</span></span>`;
+  }
+
+  /** renderWorkshopBanners shows the end coming (from 5 minutes before) and the broadcasts not dismissed. */
+  private renderWorkshopBanners(s: Session) {
+    if (!s.workshop) return nothing;
+    const ends = s.workshop.ends_at;
+    const left = ends ? Date.parse(ends) - (Date.now() + serverOffset) : Infinity;
+    const shown = this.broadcasts.filter((m) => !this.dismissed.includes(broadcastKey(m)));
+    return html`
+      <div class="workshop-banners" aria-live="polite">
+        ${s.state !== "ended" && warnFor(left) === "soon" ? html`<p class="banner warn" id="workshop-ending">
+          The workshop ends in ${spokenCountdown(left)}: save what you want to keep.</p>` : nothing}
+        ${shown.map((m) => html`<p class="banner broadcast" data-at=${m.at}>
+          <span class="muted">${new Date(m.at).toLocaleTimeString()} · from your instructor:</span> ${m.text}
+          <button class="link" aria-label="dismiss this message" @click=${() => this.dismiss(m)}>dismiss</button></p>`)}
+      </div>`;
   }
 
   private renderTime(s: Session) {
@@ -306,23 +409,6 @@ export class SessionPage extends LitElement {
         ${s.state === "ended" ? "ended" : `${formatLeft(left)} left`}</span>
       ${canExtend ? html`<button id="extend" ?disabled=${this.busy === "extend"}
         @click=${() => this.act("extend", () => api.extend(this.sessionId, extendBy))}>Extend</button>` : nothing}`;
-  }
-
-  private renderSettings() {
-    return html`
-      <span class="settings" role="group" aria-label="terminal text size and theme">
-        <button title="smaller text" aria-label="smaller text" @click=${() => this.set(() => settings.setFontSize(settings.fontSize - 1))}>A−</button>
-        <span class="font-size">${settings.fontSize}</span>
-        <button title="larger text" aria-label="larger text" @click=${() => this.set(() => settings.setFontSize(settings.fontSize + 1))}>A+</button>
-        <button id="theme" title="dark or light" @click=${() => this.set(() => settings.setTheme(settings.theme === "dark" ? "light" : "dark"))}>
-          ${settings.theme === "dark" ? "☀ Light" : "☾ Dark"}</button>
-      </span>`;
-  }
-
-  /** set changes a setting and gives the keyboard back to the terminal. */
-  private set(change: () => void) {
-    change();
-    void this.focusSelected();
   }
 
   private say(text: string) {
@@ -444,7 +530,7 @@ export class SessionPage extends LitElement {
           </div>` : nothing}
         <div class="stack">
           ${repeat(terms, (t) => `${t.node}/${t.tab}`, (t) => html`
-            <sandlot-terminal session=${s.id} instance=${t.node} tab=${t.tab} theme=${settings.theme}
+            <sandlot-terminal session=${s.id} instance=${t.node} tab=${t.tab} token=${ifDefined(sessionToken(s.id))} theme=${settings.theme}
               font-size=${settings.fontSize} class=${t.node === sel && this.layout.active[t.node] === t.tab ? "shown" : ""}>
             </sandlot-terminal>`)}
         </div>
@@ -452,12 +538,14 @@ export class SessionPage extends LitElement {
   }
 
   private renderEnd(s: Session) {
-    const reason = s.end_reason ?? "expired";
+    const reason: string = s.end_reason ?? "expired";
+    const workshop = reason === "workshop_ended";
     return html`
       <div class="ended" role="alertdialog" aria-labelledby="ended-title">
         <div class="card">
-          <h2 id="ended-title">This session has ended</h2>
-          <p class="reason" data-reason=${reason}><strong>${reason}</strong>: ${endReasons[reason] ?? ""}
+          <h2 id="ended-title">${workshop ? "The workshop has ended" : "This session has ended"}</h2>
+          <p class="reason" data-reason=${reason}>${workshop ? html`${s.workshop?.title ?? "The workshop"} is over; thank you
+            for taking part.` : html`<strong>${reason}</strong>: ${endReasons[reason] ?? ""}`}
             ${s.end_message && reason === "error" ? html`<br /><small>${s.end_message}</small>` : nothing}</p>
           <p>Its nodes and everything on them are gone.</p>
           <button class="primary big" id="restart-session" @click=${this.home}>Start a new session</button>
