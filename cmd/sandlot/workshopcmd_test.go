@@ -21,7 +21,7 @@ func TestWorkshopCommand(t *testing.T) {
 		case r.URL.Path == "/api/v1/workshops" && r.Method == "POST":
 			w.WriteHeader(201)
 			_ = json.NewEncoder(w).Encode(map[string]any{"id": "w1", "code": "ABC234", "title": "Swarm 101",
-				"join_url": "http://x/w/ABC234", "instructor_url": "http://x/workshops/w1#token=t"})
+				"join_url": "http://x/w/ABC234", "instructor_url": "http://x/w/w1/instructor#token=t"})
 		case r.URL.Path == "/api/v1/workshops/w1":
 			_, _ = io.WriteString(w, `{"id":"w1","code":"ABC234","title":"Swarm 101","seats":2,"state":"open",
 				"attendees":[{"id":"a","name":"Ada","state":"active","session_id":"s1","nodes":[{"name":"node1","status":"running"}]},
@@ -44,7 +44,7 @@ func TestWorkshopCommand(t *testing.T) {
 	}
 	out, err := sandlot("create", "--title", "Swarm 101", "--template", "swarm-1m1w", "--seats", "30",
 		"--starts-at", "2026-03-01T09:00:00Z", "--ends-at", "2026-03-01T12:00:00Z")
-	if err != nil || !strings.Contains(out, "ABC234") || !strings.Contains(out, "http://x/workshops/w1#token=t") {
+	if err != nil || !strings.Contains(out, "ABC234") || !strings.Contains(out, "http://x/w/w1/instructor#token=t") {
 		t.Fatalf("create: %q %v", out, err)
 	}
 	if !strings.Contains(got[0], `Bearer admin-token-0123456789`) || !strings.Contains(got[0], `"seats":30`) ||

@@ -15,7 +15,7 @@ import {
   applyWorkshopEvent, attendanceFilename, countStates, formatAgo, formatCountdown, spokenCountdown, warnFor,
   workshopEvent,
 } from "./workshop";
-import { instructorToken, keepInstructorToken, takeQueryParam } from "./workshop-store";
+import { instructorToken, keepInstructorToken, takeLinkParam } from "./workshop-store";
 import type { Attendee, Workshop } from "./workshop-types";
 
 const pollEvery = 10_000; // besides the stream: last activity and node status move without events
@@ -65,7 +65,7 @@ export class InstructorPage extends LitElement {
   connectedCallback() {
     super.connectedCallback();
     document.title = "Workshop · Sandlot";
-    const given = takeQueryParam("token");
+    const given = takeLinkParam("token");
     if (given) keepInstructorToken(this.workshopId, given);
     this.token = given ?? instructorToken(this.workshopId) ?? "";
     this.clock = window.setInterval(() => (this.now = Date.now()), 1000);

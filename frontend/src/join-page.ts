@@ -12,7 +12,7 @@ import {
   applyAttendeeEvent, attendeeEvent, codeProblem, endedWhy, formatCountdown, formatEstimate, joinView, nameProblem,
   normalizeCode, observe, queueEstimate, spokenCountdown, type JoinState, type QueueSample,
 } from "./workshop";
-import { forgetAttendee, keepAttendee, keepSessionAttendee, keptAttendee, takeQueryParam } from "./workshop-store";
+import { forgetAttendee, keepAttendee, keepSessionAttendee, keptAttendee, takeLinkParam } from "./workshop-store";
 import type { AttendeeView, Broadcast } from "./workshop-types";
 
 const pollEvery = 15_000; // besides the stream, in case a proxy in between holds events back
@@ -61,7 +61,7 @@ export class JoinPage extends LitElement {
     document.title = "Join a workshop · Sandlot";
     this.clock = window.setInterval(() => this.tick(), 250);
     if (codeProblem(this.normal)) return;
-    const fromLink = takeQueryParam("a");
+    const fromLink = takeLinkParam("attendee");
     if (fromLink) keepAttendee(this.normal, { token: fromLink, url: personalURL(this.normal, fromLink) });
     if (this.normal !== this.code) history.replaceState(history.state, "", `/w/${this.normal}`);
     const kept = keptAttendee(this.normal);
@@ -342,7 +342,7 @@ export class JoinPage extends LitElement {
 
 /** personalURL is the link that brings an attendee's token to another browser. */
 function personalURL(code: string, token: string) {
-  return `${location.origin}/w/${code}?a=${encodeURIComponent(token)}`;
+  return `${location.origin}/w/${code}#attendee=${encodeURIComponent(token)}`;
 }
 
 function retryText(e: ApiError) {

@@ -62,13 +62,17 @@ export function keepInstructorToken(workshopId: string, token: string) {
   write(tab(), `sandlot:instructor:${workshopId}`, token);
 }
 
-/** takeQueryParam returns a parameter of the page's address and removes it from the address bar (and history),
- * so that a token in a link does not stay on the screen or in the browser's history. */
-export function takeQueryParam(name: string): string | null {
+/** takeLinkParam returns a parameter a link carries, in the fragment (#token=..., as the server makes its links, so
+ * that tokens never reach a server's log) or the query, and removes it from the address bar (and history), so that a
+ * token in a link does not stay on the screen or in the browser's history. */
+export function takeLinkParam(name: string): string | null {
   const u = new URL(location.href);
-  const v = u.searchParams.get(name);
+  const hash = new URLSearchParams(u.hash.replace(/^#/, ""));
+  const v = hash.get(name) ?? u.searchParams.get(name);
   if (v === null) return null;
+  hash.delete(name);
   u.searchParams.delete(name);
-  history.replaceState(history.state, "", u.pathname + u.search + u.hash);
+  const rest = hash.toString();
+  history.replaceState(history.state, "", u.pathname + u.search + (rest ? "#" + rest : ""));
   return v;
 }

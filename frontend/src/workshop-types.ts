@@ -38,7 +38,7 @@ export interface Joined {
   attendee_id: string;
   /** the attendee's key: Authorization: Bearer, or ?token= for the events */
   attendee_token: string;
-  /** opens the join page with the token, from any browser (/w/<code>?a=<attendee_token>) */
+  /** opens the join page with the token, from any browser (/w/<code>#attendee=<attendee_token>) */
   personal_url: string;
   state: AttendeeState;
   /** in the queue, 1 first */

@@ -63,7 +63,7 @@ func (a *api) routes() []route {
 		{"GET", "/{$}", a.page()},
 		{"GET", "/s/{id}", a.page()},
 		{"GET", "/w/{code}", a.page()},
-		{"GET", "/workshops/{id}", a.page()},
+		{"GET", "/w/{id}/instructor", a.page()},
 		{"GET", "/assets/{file}", a.assets()},
 		{"GET", "/healthz", a.healthz()},
 		{"GET", "/readyz", a.readyz()},

@@ -140,7 +140,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		return Created{}, err
 	}
 	s.log.Info("workshop created", "workshop", w.ID, "title", w.Title, "seats", w.Seats, "template", w.Template)
-	return Created{Workshop: w, JoinPath: "/w/" + w.Code, InstructorPath: "/workshops/" + w.ID + "#token=" + token,
+	return Created{Workshop: w, JoinPath: "/w/" + w.Code, InstructorPath: "/w/" + w.ID + "/instructor#token=" + token,
 		InstructorToken: token}, nil
 }
 
