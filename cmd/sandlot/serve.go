@@ -40,6 +40,7 @@ type serveOptions struct {
 	origins, labDomain                                                          *string
 	scrollbackKiB                                                               *int
 	terminalIdle                                                                *time.Duration
+	pool                                                                        *string
 }
 
 func serveFlags(fs *flag.FlagSet) serveOptions {
@@ -64,6 +65,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
 		maxUploadMiB:      fs.Int64("max-upload", 32, "MiB of files one request may upload or save into a node"),
 		images:            imageFlags(fs),
+		pool:              fs.String("pool", "", "warm pool: ready sessions kept per template, like 1-node=3,swarm-3m2w=1; empty: none"),
 	}
 }
 
@@ -155,8 +157,18 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return err
 	}
+	pool, err := session.ParsePool(*o.pool)
+	if err != nil {
+		return fmt.Errorf("--pool: %w", err)
+	}
+	for name := range pool {
+		if _, ok := tmpls[name]; !ok {
+			return fmt.Errorf("--pool: no template %q (see GET /api/v1/templates)", name)
+		}
+	}
 	terminals := terminal.NewManager(terminal.Options{Scrollback: *o.scrollbackKiB << 10}, *o.terminalIdle)
-	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
+	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration,
+		Pool: pool},
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
 	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
