@@ -51,7 +51,7 @@ func poolServer(t *testing.T, rdb *redis.Client, nodes *memnodes.Nodes, pool map
 // waitPool waits until template has n ready pooled sessions and none in setup, and returns them.
 func waitPool(t testing.TB, s *server, template string, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		ready, setup, err := s.store.Pooled(context.Background(), template)
 		if err != nil {
