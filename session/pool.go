@@ -59,10 +59,10 @@ func ParsePool(spec string) (map[string]int, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(count))
 		name = strings.TrimSpace(name)
 		if !ok || name == "" || err != nil || n < 0 {
-			return nil, fmt.Errorf("pool: %q is not template=count (like 1-node=3)", part)
+			return nil, fmt.Errorf("%q is not template=count (like 1-node=3)", part)
 		}
 		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("pool: template %s given twice", name)
+			return nil, fmt.Errorf("template %s given twice", name)
 		}
 		out[name] = n
 	}

@@ -85,6 +85,10 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if *o.maxUploadMiB < 1 {
 		return fmt.Errorf("--max-upload %d: at least 1 (MiB)", *o.maxUploadMiB)
 	}
+	pool, err := session.ParsePool(*o.pool)
+	if err != nil {
+		return fmt.Errorf("--pool: %w", err)
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	redisURL := *o.redisURL
 	if redisURL == "" {
@@ -156,10 +160,6 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	proxies, err := parsePrefixes(*o.trustedProxies)
 	if err != nil {
 		return err
-	}
-	pool, err := session.ParsePool(*o.pool)
-	if err != nil {
-		return fmt.Errorf("--pool: %w", err)
 	}
 	for name := range pool {
 		if _, ok := tmpls[name]; !ok {
