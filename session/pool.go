@@ -189,10 +189,11 @@ func (s *Service) claim(ctx context.Context, template, client string, d time.Dur
 			s.End(context.WithoutCancel(ctx), sess.ID, EndError, "could not issue a token")
 			return Created{}, false, err
 		}
-		// Shells are opened for the person, after the claim: nothing typed before it can show.
+		// Shells are opened for the person, after the claim: nothing typed before it can show. Only the first
+		// node's, which the page opens first: five shells starting at once would hold up the first command.
 		s.terminals.CloseMatching(sess.ID + "/")
-		for _, in := range out.Instances {
-			s.prewarm(sess.ID, in.Name)
+		if len(out.Instances) > 0 {
+			s.prewarm(sess.ID, out.Instances[0].Name)
 		}
 		p.woken() // to refill
 		p.claims.WithLabelValues(template).Inc()
