@@ -22,11 +22,12 @@ func (s *Service) RunReaper(ctx context.Context) {
 	defer s.ports.Close() // the ports of nodes are watched while the service runs
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		every(ctx, gcInterval, func() { s.collect(ctx) })
 	}()
+	go func() { defer wg.Done(); s.runPool(ctx) }() // the warm pool, if any (pool.go)
 	every(ctx, ReaperInterval, func() { s.reap(ctx) })
 }
 

@@ -23,6 +23,9 @@ type Config struct {
 	MaxDuration     time.Duration // the longest a session may live, extensions included; default 8 h
 	ExecTimeout     time.Duration // default 2 min
 	ExecsPerSession int           // commands (exec) one session may run at once; default 4
+
+	Pool      map[string]int // warm pool: ready sessions kept per template (see Claim, pool.go); none by default
+	PoolFills int            // pooled sessions set up at once; default 2
 }
 
 func (c Config) withDefaults() Config {
@@ -40,6 +43,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ExecsPerSession == 0 {
 		c.ExecsPerSession = 4
+	}
+	if c.PoolFills == 0 {
+		c.PoolFills = 2
 	}
 	return c
 }
@@ -79,6 +85,8 @@ type Service struct {
 
 	endedMu sync.Mutex
 	ended   []func(Session)
+
+	pool *pool // nil: no warm pool
 }
 
 // OnEnd calls f with every session this process ends (by End, the reaper included), after its teardown. f must
@@ -91,9 +99,11 @@ func (s *Service) OnEnd(f func(Session)) {
 
 // NewService wires a Service.
 func NewService(cfg Config, d Deps) *Service {
-	return &Service{cfg: cfg.withDefaults(), store: d.Store, quota: d.Quota, nodes: d.Nodes, templates: d.Templates,
+	s := &Service{cfg: cfg.withDefaults(), store: d.Store, quota: d.Quota, nodes: d.Nodes, templates: d.Templates,
 		tokens: d.Tokens, terminals: d.Terminals, metrics: d.Metrics, log: d.Log,
 		ports: newPortWatch(d.Nodes.WatchPorts), execs: map[string]int{}}
+	s.pool = s.newPool(s.cfg)
+	return s
 }
 
 // CreateRequest is what a client asks for. Launch, when set, comes from a verified launch token and wins.
@@ -152,6 +162,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 				ErrInvalid, t.Name, t.Nodes(), maxInstances)
 		}
 		tmpl = &t
+		// From the warm pool (pool.go), or refused. Not yet for a workshop's attendees: a claim admits by the
+		// client's quota and records no workshop, where they are admitted by seat.
+		if req.Workshop == "" {
+			if c, ok, err := s.claim(ctx, t.Name, req.Client, req.Duration, maxInstances); ok || err != nil {
+				return c, err
+			}
+		}
 	}
 
 	id := NewID()

@@ -20,11 +20,14 @@ import (
 // State is where a session is in its life.
 type State string
 
-// The states. A session is starting while its template is being set up, active until it ends, then ended.
+// The states. A session is starting while its template is being set up, active until it ends, then ended. A
+// session made ahead for the warm pool is pooled once set up: no client holds it and no deadline runs on it until
+// it is claimed (then it is active).
 const (
 	StateStarting State = "starting"
 	StateActive   State = "active"
 	StateEnded    State = "ended"
+	StatePooled   State = "pooled"
 )
 
 // EndReason says why a session ended.

@@ -43,6 +43,9 @@ func (s *Service) shell(ctx context.Context, id, name string) func() (terminal.T
 // prewarm opens a new node's first shell while its engine is still starting, so that the page's first terminal
 // finds a prompt waiting rather than starting a shell then. Nobody using it costs little: the idle sweep closes it.
 func (s *Service) prewarm(id, name string) {
+	if s.isFilling(id) {
+		return // a pooled session's shells are opened when it is claimed
+	}
 	go func() {
 		if _, err := s.terminals.Get(terminalKey(id, name, 1), 80, 24, s.shell(context.Background(), id, name)); err != nil {
 			s.log.Debug("prewarm a shell", "session", id, "node", name, "err", err)

@@ -18,6 +18,7 @@ func TestRunRefusesBadCommands(t *testing.T) {
 		{[]string{"sandlot", "gc"}, "gc needs --session ID or --all"},
 		{[]string{"sandlot", "check", "--nope"}, "flag provided but not defined"},
 		{[]string{"sandlot", "serve", "--max-upload", "0"}, "--max-upload 0: at least 1"},
+		{[]string{"sandlot", "serve", "--pool", "1-node"}, `--pool: "1-node" is not template=count`},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

@@ -41,6 +41,7 @@ type serveOptions struct {
 	origins, labDomain                                                          *string
 	scrollbackKiB                                                               *int
 	terminalIdle                                                                *time.Duration
+	pool                                                                        *string
 }
 
 func serveFlags(fs *flag.FlagSet) serveOptions {
@@ -66,6 +67,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
 		maxUploadMiB:      fs.Int64("max-upload", 32, "MiB of files one request may upload or save into a node"),
 		images:            imageFlags(fs),
+		pool:              fs.String("pool", "", "warm pool: ready sessions kept per template, like 1-node=3,swarm-3m2w=1; empty: none"),
 	}
 }
 
@@ -84,6 +86,10 @@ func defaultDataDir() string {
 func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout, stderr io.Writer) error {
 	if *o.maxUploadMiB < 1 {
 		return fmt.Errorf("--max-upload %d: at least 1 (MiB)", *o.maxUploadMiB)
+	}
+	pool, err := session.ParsePool(*o.pool)
+	if err != nil {
+		return fmt.Errorf("--pool: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	redisURL := *o.redisURL
@@ -158,8 +164,14 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return err
 	}
+	for name := range pool {
+		if _, ok := tmpls[name]; !ok {
+			return fmt.Errorf("--pool: no template %q (see GET /api/v1/templates)", name)
+		}
+	}
 	terminals := terminal.NewManager(terminal.Options{Scrollback: *o.scrollbackKiB << 10}, *o.terminalIdle)
-	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration},
+	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration,
+		Pool: pool},
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
 	workshops := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)

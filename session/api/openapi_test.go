@@ -134,7 +134,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 // openAPIEnums are the values of the strings the document closes with an enum: a named string type's constants,
 // or, for a plain string field, the values its code sets. A documented enum with no entry here is an error.
 var openAPIEnums = map[any][]string{
-	reflect.TypeFor[session.State]():          {string(session.StateStarting), string(session.StateActive), string(session.StateEnded)},
+	reflect.TypeFor[session.State]():          {string(session.StateStarting), string(session.StateActive), string(session.StateEnded), string(session.StatePooled)},
 	reflect.TypeFor[session.EndReason]():      {string(session.EndExpired), string(session.EndDeleted), string(session.EndIdle), string(session.EndError), string(session.EndAdmin), string(session.EndWorkshopEnded)},
 	fieldOf[instance.FileEntry]("type"):       {"file", "dir", "symlink", "other"}, // instance.parseEntry
 	fieldOf[execResponse]("encoding"):         {"text", "base64"},                  // exec

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandlot/sandlot/internal/redistest"
+	"github.com/sandlot/sandlot/quota"
+	"github.com/sandlot/sandlot/session"
+)
+
+// A pooled swarm-1m1w on the real engine, claimed: its nodes are what a fresh session's are (hostname, address
+// on the session network, ssh between nodes, a formed swarm, the node limits), and their engines show nothing
+// that a fresh node's does not.
+func TestPoolClaimOnEngine(t *testing.T) {
+	driver(t)
+	rdb := redistest.New(t)
+	l := quota.Limits{Capacity: 10}
+	pooled := newServer(t, rdb, serverOpts{limits: l, cfg: session.Config{Pool: map[string]int{"swarm-1m1w": 1}}})
+	plain := newServer(t, rdb, serverOpts{limits: l}) // no pool: makes sessions the usual way
+	want := waitPool(t, pooled, "swarm-1m1w", 1)
+
+	c := pooled.create(map[string]string{"template": "swarm-1m1w"})
+	if c.ID != want[0] {
+		t.Fatalf("created %s, not the pooled %s", c.ID, want[0])
+	}
+	if c.State != session.StateActive || len(c.Instances) != 2 {
+		t.Fatalf("claimed: %+v", c.Session)
+	}
+	fresh := plain.create(map[string]string{"template": "swarm-1m1w"})
+	run := func(s *server, sess created, node, script string) string {
+		t.Helper()
+		var res execResponse
+		s.mustCall(http.StatusOK, "POST", "/api/v1/sessions/"+sess.ID+"/instances/"+node+"/exec", sess.Token,
+			map[string][]string{"cmd": {"sh", "-c", script}}, &res)
+		if res.ExitCode != 0 {
+			t.Fatalf("%s in %s: exit %d: %s %s", script, node, res.ExitCode, res.Stdout, res.Stderr)
+		}
+		return strings.TrimSpace(res.Stdout)
+	}
+	if got := run(pooled, c, "node1", "hostname"); got != "node1" {
+		t.Errorf("node1's hostname: %q", got)
+	}
+	if got := run(pooled, c, "node1", "ip -4 -o addr show eth0"); !strings.Contains(got, " "+c.Instances[0].IP+"/") {
+		t.Errorf("node1's address is %s, eth0 says %q", c.Instances[0].IP, got)
+	}
+	if got := run(pooled, c, "node1", "ssh -o BatchMode=yes node2 hostname"); got != "node2" {
+		t.Errorf("ssh node2 hostname: %q", got)
+	}
+	if got := run(pooled, c, "node1", "docker node ls --format '{{.Status}}' | grep -c '^Ready$'"); got != "2" {
+		t.Errorf("%s nodes Ready, want 2", got)
+	}
+	if got := run(pooled, c, "node2", "cat /root/.bash_history /root/.ash_history 2>/dev/null | wc -c"); got != "0" {
+		t.Errorf("node2 has a shell history of %s bytes", got)
+	}
+	for _, script := range []string{
+		"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null; nproc",
+		"docker ps -a --format '{{.Image}} {{.Command}}'",
+		"docker images --format '{{.Repository}}:{{.Tag}}'",
+		"docker volume ls -q; docker network ls --format '{{.Name}} {{.Driver}}' | sort",
+		"ls -A /root /tmp",
+	} {
+		for _, node := range []string{"node1", "node2"} {
+			if got, fresh := run(pooled, c, node, script), run(plain, fresh, node, script); got != fresh {
+				t.Errorf("%s in the claimed %s:\n%s\nin a fresh one:\n%s", script, node, got, fresh)
+			}
+		}
+	}
+	limits := run(pooled, c, "node1", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+	if m := driver(t).Limits().Memory; m > 0 && limits != fmt.Sprint(m) {
+		t.Errorf("node1's memory limit %s, want %d", limits, m)
+	}
+	waitPool(t, pooled, "swarm-1m1w", 1) // refilled
+	for _, s := range []*server{pooled, plain} {
+		if n := counter(t, s, "sandlot_pool_fill_failures_total", "error"); n != 0 {
+			t.Errorf("%v pooled sessions failed to be made", n)
+		}
+	}
+}
+
+// BenchmarkPoolClaim: a session from the pool to a usable node (its first exec answering), for 1-node (the
+// first exec of `true`) and swarm-3m2w (`docker node ls` showing 5 Ready), against the same made the usual way,
+// alternating in one run, each with the engine otherwise idle; medians and ratios.
+func BenchmarkPoolClaim(b *testing.B) {
+	rdb := redistest.New(b)
+	l := quota.Limits{Capacity: 30, SessionsPerClient: 50, CreationsPerClient: 1000}
+	pooled := newServer(b, rdb, serverOpts{limits: l,
+		cfg: session.Config{Pool: map[string]int{"1-node": 1, "swarm-3m2w": 1}}})
+	plain := newServer(b, rdb, serverOpts{limits: l})
+	usable := func(s *server, template, script, want string) time.Duration {
+		start := time.Now()
+		c := s.create(map[string]string{"template": template})
+		for {
+			var res execResponse
+			s.mustCall(http.StatusOK, "POST", "/api/v1/sessions/"+c.ID+"/instances/node1/exec", c.Token,
+				map[string][]string{"cmd": {"sh", "-c", script}}, &res)
+			if res.ExitCode == 0 && strings.TrimSpace(res.Stdout) == want {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				b.Fatalf("%s never answered %q: %+v", template, want, res)
+			}
+		}
+		took := time.Since(start)
+		s.mustCall(http.StatusOK, "DELETE", "/api/v1/sessions/"+c.ID, c.Token, nil, nil)
+		return took
+	}
+	kinds := []struct{ template, script, want string }{
+		{"1-node", "true", ""},
+		{"swarm-3m2w", "docker node ls --format '{{.Status}}' | grep -c '^Ready$'", "5"},
+	}
+	got := map[string][]time.Duration{}
+	measure := func(name string, s *server, template, script, want string) {
+		// Each measurement alone: the pool full and the engine settled after the refill (nodes just made keep it
+		// busy for a moment), as it is when a pooled session has waited for its person.
+		waitPool(b, pooled, "1-node", 1)
+		waitPool(b, pooled, "swarm-3m2w", 1)
+		time.Sleep(3 * time.Second)
+		got[name+template] = append(got[name+template], usable(s, template, script, want))
+	}
+	for i := 0; i < b.N; i++ {
+		for _, k := range kinds {
+			if i%2 == 0 {
+				measure("pool ", pooled, k.template, k.script, k.want)
+				measure("plain ", plain, k.template, k.script, k.want)
+			} else {
+				measure("plain ", plain, k.template, k.script, k.want)
+				measure("pool ", pooled, k.template, k.script, k.want)
+			}
+		}
+	}
+	for _, k := range kinds {
+		p, n := percentile(got["pool "+k.template], 50), percentile(got["plain "+k.template], 50)
+		b.ReportMetric(ms(p), "ms-pool-"+k.template)
+		b.ReportMetric(ms(n), "ms-plain-"+k.template)
+		b.ReportMetric(float64(p)/float64(n), "ratio-"+k.template)
+	}
+	if claims := counter(b, pooled, "sandlot_pool_claims_total", "1-node") + counter(b, pooled, "sandlot_pool_claims_total", "swarm-3m2w"); int(claims) != 2*b.N {
+		b.Errorf("%v claims, want %d", claims, 2*b.N)
+	}
+}
