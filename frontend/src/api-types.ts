@@ -51,7 +51,7 @@ export interface Limits {
 export interface Session {
   id: string;
   template?: string;
-  state: "starting" | "active" | "ended";
+  state: "starting" | "active" | "ended" | "pooled";
   /** an RFC 3339 time */
   created_at: string;
   /** an RFC 3339 time */

@@ -1,7 +1,7 @@
 // A workshop's instructor dashboard (/w/<id>/instructor): the join code large enough for a projector, who is
 // there and how their nodes are, and what an instructor does to everyone or one: broadcast, extend, end, lock,
 // add seats, download the attendance, and watch an attendee's terminal (read only). The instructor's token comes
-// as ?token= once, and is kept for this tab only.
+// as #token= (or ?token=) once, and is kept for this tab only.
 
 import { LitElement, html, nothing } from "lit";
 import { keyed } from "lit/directives/keyed.js";
@@ -208,7 +208,7 @@ export class InstructorPage extends LitElement {
     const w = this.workshop;
     if (!this.token) {
       return html`<div class="ended"><div class="card"><h2>This page needs the instructor's link</h2>
-        <p>Open the link you got when the workshop was made (it ends in <code>?token=…</code>).</p></div></div>`;
+        <p>Open the link you got when the workshop was made (it ends in <code>#token=…</code>).</p></div></div>`;
     }
     if (!w) {
       return html`<div class="ended" role=${this.error ? "alert" : nothing}><div class="card">

@@ -122,7 +122,7 @@ export class JoinPage extends LitElement {
 
   private listen() {
     if (this.stopStream) return;
-    this.stopStream = listen(attendeeEventsURL(this.token), ["attendee", "message"], (type, data) => {
+    this.stopStream = listen(attendeeEventsURL(this.token), ["state", "message"], (type, data) => {
       const ev = attendeeEvent(type, data);
       if (ev) this.setAttendee(applyAttendeeEvent(this.state.attendee, ev));
     }, (down) => (this.down = down));

@@ -211,7 +211,7 @@ export class SessionPage extends LitElement {
   /** listenWorkshop hears the instructor's broadcasts, and the attendee's end, as they happen. */
   private listenWorkshop(token: string) {
     if (this.stopStream) return;
-    this.stopStream = listen(attendeeEventsURL(token), ["attendee", "message"], (type, data) => {
+    this.stopStream = listen(attendeeEventsURL(token), ["state", "message"], (type, data) => {
       const ev = attendeeEvent(type, data);
       if (!ev) return;
       if (ev.kind === "message") this.broadcasts = mergeBroadcasts(this.broadcasts, [ev.message]);

@@ -5,7 +5,8 @@
 // What the pages take for granted of the server, besides these shapes:
 // - GET /api/v1/join/{code} and POST (201) need no token; codes are sent normalized (upper case, no dashes).
 // - GET /api/v1/attendee takes the attendee token as Bearer; /api/v1/attendee/events and
-//   /api/v1/workshops/{id}/events (text/event-stream) take it as ?token=, events named attendee, message, workshop.
+//   /api/v1/workshops/{id}/events (text/event-stream) take it as ?token=; the attendee's events are named state
+//   (their AttendeeView), message, workshop, the instructor's attendee, message, workshop.
 // - Every /api/v1/workshops/{id}... call takes the instructor token as Bearer; the POSTs have JSON bodies;
 //   attendance.csv may name its file in Content-Disposition.
 // - A session's token (session_token) works as Bearer on every /api/v1/sessions/{id}... call, and as ?token= on
@@ -55,7 +56,7 @@ export interface Broadcast {
   text: string;
 }
 
-/** The attendee as they see themselves: GET /api/v1/attendee, and `event: attendee` of /api/v1/attendee/events. */
+/** The attendee as they see themselves: GET /api/v1/attendee, and `event: state` of /api/v1/attendee/events. */
 export interface AttendeeView {
   state: AttendeeState;
   position?: number;

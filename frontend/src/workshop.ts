@@ -154,7 +154,7 @@ export function endedWhy(reason: string): string {
   } as Record<string, string>)[reason] ?? `Your session has ended (${reason}).`;
 }
 
-/** An event of the attendee's stream (/api/v1/attendee/events). */
+/** An event of the attendee's stream (/api/v1/attendee/events): `event: state` (their view) or `event: message`. */
 export type AttendeeEvent = { kind: "attendee"; view: AttendeeView } | { kind: "message"; message: Broadcast };
 
 /** An event of the instructor's stream (/api/v1/workshops/{id}/events). */
@@ -177,7 +177,7 @@ const isBroadcast = (v: unknown): v is Broadcast =>
 export function attendeeEvent(type: string, data: string): AttendeeEvent | undefined {
   const v = json(data);
   if (!v) return undefined;
-  if (type === "attendee" && states.has(v.state as string)) {
+  if (type === "state" && states.has(v.state as string)) {
     const view = v as unknown as AttendeeView;
     return { kind: "attendee", view: { ...view, messages: Array.isArray(view.messages) ? view.messages.filter(isBroadcast) : [] } };
   }

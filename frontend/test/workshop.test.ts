@@ -92,12 +92,12 @@ test("the join page shows the view for the attendee's state, else for the worksh
 });
 
 test("the attendee's stream: events decode, malformed ones are dropped, messages merge newest first", () => {
-  assert.equal(w.attendeeEvent("attendee", "{"), undefined);
-  assert.equal(w.attendeeEvent("attendee", "[]"), undefined);
-  assert.equal(w.attendeeEvent("attendee", '{"state":"bored"}'), undefined);
+  assert.equal(w.attendeeEvent("state", "{"), undefined);
+  assert.equal(w.attendeeEvent("state", "[]"), undefined);
+  assert.equal(w.attendeeEvent("state", '{"state":"bored"}'), undefined);
   assert.equal(w.attendeeEvent("message", '{"text":"hi"}'), undefined);
   assert.equal(w.attendeeEvent("ping", '{"state":"active"}'), undefined);
-  const ev = w.attendeeEvent("attendee", JSON.stringify({ state: "queued", position: 2, title: "T" }));
+  const ev = w.attendeeEvent("state", JSON.stringify({ state: "queued", position: 2, title: "T" }));
   assert.deepEqual(ev, { kind: "attendee", view: { state: "queued", position: 2, title: "T", messages: [] } });
   const m1 = { at: "2026-12-02T10:00:00Z", text: "welcome" };
   const m2 = { at: "2026-12-02T10:05:00Z", text: "break at 11" };
@@ -106,7 +106,7 @@ test("the attendee's stream: events decode, malformed ones are dropped, messages
   a = w.applyAttendeeEvent(a, w.attendeeEvent("message", JSON.stringify({ ...m2, extra: 1 }))!);
   a = w.applyAttendeeEvent(a, w.attendeeEvent("message", JSON.stringify(m1))!);
   assert.deepEqual(a!.messages, [m2, m1]);
-  a = w.applyAttendeeEvent(a, w.attendeeEvent("attendee", JSON.stringify({ state: "active", session_id: "s", title: "T",
+  a = w.applyAttendeeEvent(a, w.attendeeEvent("state", JSON.stringify({ state: "active", session_id: "s", title: "T",
     messages: [m1, { at: 3 }] }))!);
   assert.equal(a!.state, "active");
   assert.deepEqual(a!.messages, [m2, m1], "a state without the messages seen so far keeps them");
