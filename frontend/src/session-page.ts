@@ -545,7 +545,7 @@ export class SessionPage extends LitElement {
         <div class="card">
           <h2 id="ended-title">${workshop ? "The workshop has ended" : "This session has ended"}</h2>
           <p class="reason" data-reason=${reason}>${workshop ? html`${s.workshop?.title ?? "The workshop"} is over; thank you
-            for taking part.` : html`<strong>${reason}</strong>: ${endReasons[reason] ?? ""}`}
+            for taking part.` : html`<strong>${reason}</strong>: ${reason === "admin" && s.workshop ? "The instructor ended it." : endReasons[reason] ?? ""}`}
             ${s.end_message && reason === "error" ? html`<br /><small>${s.end_message}</small>` : nothing}</p>
           <p>Its nodes and everything on them are gone.</p>
           <button class="primary big" id="restart-session" @click=${this.home}>Start a new session</button>

@@ -177,7 +177,7 @@ func (a *api) attendance() http.Handler {
 
 func (a *api) lookupWorkshop() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.ws.Lookup(r.Context(), r.PathValue("code"))
+		p, err := a.ws.Lookup(r.Context(), r.PathValue("code"), a.clientIP(r))
 		if err != nil {
 			fail(w, a.log, err)
 			return

@@ -42,7 +42,7 @@ func (s *Service) Join(ctx context.Context, code, name, client string) (Joined, 
 	if err != nil {
 		return Joined{}, err
 	}
-	w, err := s.store.WorkshopByCode(ctx, normalizeCode(code))
+	w, err := s.byCode(ctx, code, client)
 	if err != nil {
 		return Joined{}, err
 	}

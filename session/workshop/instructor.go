@@ -110,7 +110,7 @@ func (s *Service) End(ctx context.Context, id, attendee string) (Detail, error) 
 	if err != nil {
 		return Detail{}, err
 	}
-	s.endAttendee(ctx, w, a)
+	s.endAttendee(ctx, w, a, w.over(time.Now()))
 	s.poke()
 	return s.Detail(ctx, id)
 }
@@ -124,14 +124,19 @@ func (s *Service) targets(ctx context.Context, id, attendee string) ([]Attendee,
 }
 
 // endAttendee ends one attendee: through their session when they have one (the session's end frees the seat).
-func (s *Service) endAttendee(ctx context.Context, w Workshop, a Attendee) {
+// With the workshop over, the reason is workshop_ended; else the instructor ended this one attendee (admin).
+func (s *Service) endAttendee(ctx context.Context, w Workshop, a Attendee, workshopOver bool) {
+	reason, message := session.EndAdmin, "the instructor ended this attendee's session"
+	if workshopOver {
+		reason, message = session.EndWorkshopEnded, ""
+	}
 	if a.State == Active {
-		if _, err := s.sessions.End(ctx, a.SessionID, session.EndWorkshopEnded, ""); err != nil {
+		if _, err := s.sessions.End(ctx, a.SessionID, reason, message); err != nil {
 			s.log.Warn("workshop: end an attendee's session", "workshop", w.ID, "attendee", a.ID, "err", err)
 		}
 	}
 	// Whatever the session's end did (or another process's), the attendee is ended now.
-	if ok, _ := s.store.Finish(ctx, w.ID, a.ID, "", string(session.EndWorkshopEnded), time.Now()); ok {
+	if ok, _ := s.store.Finish(ctx, w.ID, a.ID, "", string(reason), time.Now()); ok {
 		s.attendeeChanged(ctx, w, a.ID)
 	}
 }
@@ -151,7 +156,7 @@ func (s *Service) endWorkshop(ctx context.Context, w Workshop) {
 	}
 	for _, a := range as {
 		if a.State != Ended {
-			s.endAttendee(ctx, w, a)
+			s.endAttendee(ctx, w, a, true)
 		}
 	}
 	_ = s.store.Retire(ctx, w.ID)

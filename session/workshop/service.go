@@ -242,8 +242,8 @@ type Public struct {
 
 // Lookup reads the workshop with code as the public sees it. An unknown code costs the same reads as a known one,
 // so that timing tells nothing the status does not.
-func (s *Service) Lookup(ctx context.Context, code string) (Public, error) {
-	w, err := s.store.WorkshopByCode(ctx, normalizeCode(code))
+func (s *Service) Lookup(ctx context.Context, code, client string) (Public, error) {
+	w, err := s.byCode(ctx, code, client)
 	if err != nil {
 		_, _ = s.store.SeatsTaken(ctx, "unknown")
 		return Public{}, err
@@ -260,6 +260,18 @@ func (s *Service) Lookup(ctx context.Context, code string) (Public, error) {
 		p.State = "locked"
 	}
 	return p, nil
+}
+
+// byCode finds the workshop of an access code. An unknown code counts against the client's join rate, so that
+// nobody can try codes faster than a room joins (the rate's refusal is the answer then).
+func (s *Service) byCode(ctx context.Context, code, client string) (Workshop, error) {
+	w, err := s.store.WorkshopByCode(ctx, normalizeCode(code))
+	if errors.Is(err, session.ErrNotFound) {
+		if qerr := s.quota.AllowJoin(ctx, client, "unknown-code/"+session.NewID()); qerr != nil {
+			return Workshop{}, qerr
+		}
+	}
+	return w, err
 }
 
 // CheckName trims a display name and says whether it may be shown: 1 to MaxName characters, none of them a
