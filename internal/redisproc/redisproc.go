@@ -19,9 +19,10 @@ import (
 
 // Server is a running redis-server child.
 type Server struct {
-	cmd    *exec.Cmd
-	socket string
-	done   chan error
+	cmd     *exec.Cmd
+	socket  string
+	done    chan struct{} // closed when the child has exited; then waitErr is its status
+	waitErr error
 }
 
 // Start runs redis-server with its data in dir and returns when it answers. The child is sent SIGTERM if this
@@ -49,8 +50,8 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	s := &Server{cmd: cmd, socket: socket, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
+	s := &Server{cmd: cmd, socket: socket, done: make(chan struct{})}
+	go func() { s.waitErr = cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -78,9 +79,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
-		case err := <-s.done:
+		case <-s.done:
 			log, _ := os.ReadFile(filepath.Join(filepath.Dir(s.socket), "redis.log"))
-			return fmt.Errorf("redis-server exited at start (%v): %s", err, strings.TrimSpace(string(log)))
+			return fmt.Errorf("redis-server exited at start (%v): %s", s.waitErr, strings.TrimSpace(string(log)))
 		default:
 		}
 		if rdb.Ping(ctx).Err() == nil {
