@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +41,10 @@ type PoolStore interface {
 	PoolTemplates(ctx context.Context) ([]string, error)
 }
 
-// PoolClaim is what a claimed session becomes: its client's, with a fresh session's times.
+// PoolClaim is what a claimed session becomes: its client's (and its workshop's, for an attendee), with a fresh
+// session's times.
 type PoolClaim struct {
-	Client                             string
+	Client, Workshop                   string
 	CreatedAt, ExpiresAt, MaxExpiresAt time.Time
 	MaxInstances                       int
 }
@@ -79,17 +80,19 @@ const (
 // pool is the warm pool's state in one process: what it should hold, its fills in flight and its metrics. What
 // it holds is in the store, shared by every process.
 type pool struct {
-	store   PoolStore
-	targets map[string]int
-	fills   chan struct{} // a token per fill in flight
-	wake    chan struct{} // a session was claimed
+	store PoolStore
+	base  map[string]int // the sizes asked for at start (--pool)
+	fills chan struct{}  // a token per fill in flight
+	wake  chan struct{}  // a session was claimed
 
 	claims, misses, failures *prometheus.CounterVec
 
 	mu       sync.Mutex
-	starting map[string]int       // fills launched whose session is not stored yet, by template
-	filling  map[string]bool      // sessions this process is setting up for the pool (no shell prewarmed)
-	retry    map[string]time.Time // template -> not before (after a failed fill)
+	demand   map[string]map[string]int // sizes asked for since, by who asked (SetPoolDemand), then template
+	unheard  map[string]bool           // who will ask (PoolDemandFrom) and has not yet: no trim until all have
+	starting map[string]int            // fills launched whose session is not stored yet, by template
+	filling  map[string]bool           // sessions this process is setting up for the pool (no shell prewarmed)
+	retry    map[string]time.Time      // template -> not before (after a failed fill)
 	delay    map[string]time.Duration
 }
 
@@ -102,20 +105,8 @@ func (s *Service) newPool(cfg Config) *pool {
 		}
 		return nil
 	}
-	targets := map[string]int{}
-	for name, n := range cfg.Pool {
-		t, ok := s.templates[name]
-		switch {
-		case !ok:
-			s.log.Error("pool: no such template; not pooled", "template", name)
-		case t.Nodes() > s.quota.Limits().InstancesPerSession:
-			s.log.Error("pool: template has more nodes than a session may; not pooled", "template", name)
-		case n > 0:
-			targets[name] = n
-		}
-	}
-	p := &pool{store: ps, targets: targets, fills: make(chan struct{}, max(1, cfg.PoolFills)),
-		wake: make(chan struct{}, 1), starting: map[string]int{}, filling: map[string]bool{},
+	p := &pool{store: ps, base: s.poolable(cfg.Pool), fills: make(chan struct{}, max(1, cfg.PoolFills)),
+		wake: make(chan struct{}, 1), demand: map[string]map[string]int{}, unheard: map[string]bool{}, starting: map[string]int{}, filling: map[string]bool{},
 		retry: map[string]time.Time{}, delay: map[string]time.Duration{},
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sandlot_pool_claims_total",
 			Help: "Sessions created from the warm pool by this process, by template."}, []string{"template"}),
@@ -135,6 +126,80 @@ func (s *Service) newPool(cfg Config) *pool {
 	return p
 }
 
+// poolable keeps the sizes of templates that can be pooled, logging those that cannot.
+func (s *Service) poolable(sizes map[string]int) map[string]int {
+	out := map[string]int{}
+	for name, n := range sizes {
+		t, ok := s.templates[name]
+		switch {
+		case !ok:
+			s.log.Error("pool: no such template; not pooled", "template", name)
+		case t.Nodes() > s.quota.Limits().InstancesPerSession:
+			s.log.Error("pool: template has more nodes than a session may; not pooled", "template", name)
+		case n > 0:
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// SetPoolDemand asks the warm pool to hold sizes (template -> ready sessions) for who, on top of --pool and of
+// what others ask for, until who asks again (an empty map withdraws). Workshops ask for their free seats before
+// their start. Sessions beyond the new sizes are ended; every process on the store should ask the same, since
+// each keeps the pool (across processes) at its own sizes. It does nothing without a pool.
+func (s *Service) SetPoolDemand(who string, sizes map[string]int) {
+	p := s.pool
+	if p == nil {
+		return
+	}
+	sizes = s.poolable(sizes)
+	p.mu.Lock()
+	changed := !maps.Equal(p.demand[who], sizes)
+	if len(sizes) == 0 {
+		delete(p.demand, who)
+	} else {
+		p.demand[who] = sizes
+	}
+	p.mu.Unlock()
+	if changed {
+		p.woken()
+	}
+}
+
+// WorkshopDemand names a workshop's demand on the pool (SetPoolDemand): its claims lower it at once.
+func WorkshopDemand(workshop string) string { return "workshop:" + workshop }
+
+// PoolDemandFrom says that source will ask the pool for sizes (SetPoolDemand) after a restart too: until it calls
+// the function returned, once it has asked for all it needs, the pool ends none of its sessions as beyond its
+// sizes (they may be that source's). Call it before RunReaper.
+func (s *Service) PoolDemandFrom(source string) (heard func()) {
+	p := s.pool
+	if p == nil {
+		return func() {}
+	}
+	p.mu.Lock()
+	p.unheard[source] = true
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		delete(p.unheard, source)
+		p.mu.Unlock()
+	}
+}
+
+// targets is how many ready sessions the pool should hold now, by template.
+func (p *pool) targets() map[string]int {
+	out := maps.Clone(p.base)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, sizes := range p.demand {
+		for name, n := range sizes {
+			out[name] += n
+		}
+	}
+	return out
+}
+
 // Claim gives client a ready pooled session of template for d (0: the default duration), as Create would make
 // one: its client's (per-client quotas count it), with a fresh session's start and deadline, and a token. It
 // reports false, with no error, when the pool has none ready; then the caller makes one the usual way. A client
@@ -146,20 +211,26 @@ func (s *Service) Claim(ctx context.Context, template, client string, d time.Dur
 	if d < time.Second || d > s.cfg.MaxDuration {
 		return Created{}, false, fmt.Errorf("%w: duration %s (from 1s to %s)", ErrInvalid, d, s.cfg.MaxDuration)
 	}
-	return s.claim(ctx, template, client, d, s.quota.Limits().InstancesPerSession)
+	return s.claim(ctx, CreateRequest{Template: template, Client: client, Duration: d},
+		s.quota.Limits().InstancesPerSession)
 }
 
-// claim is Claim with a duration checked already and the most nodes the session may have.
-func (s *Service) claim(ctx context.Context, template, client string, d time.Duration, maxInstances int) (Created, bool, error) {
-	p := s.pool
+// claim is Claim of req's template for req's client (or, admitted by seat, req's workshop), with a duration
+// checked already and the most nodes the session may have.
+func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int) (Created, bool, error) {
+	p, template, client, d := s.pool, req.Template, req.Client, req.Duration
 	t, ok := s.templates[template]
-	if p == nil || p.targets[template] == 0 || !ok || t.Nodes() > maxInstances {
+	if p == nil || p.targets()[template] == 0 || !ok || t.Nodes() > maxInstances {
 		return Created{}, false, nil
+	}
+	admit := s.quota.AdmitSession
+	if req.Workshop != "" {
+		client, admit = "workshop:"+req.Workshop, s.quota.AdmitSeat
 	}
 	start := time.Now()
 	for range 3 { // a pooled session whose nodes are gone is dropped; try the next
 		now := time.Now().UTC()
-		sess, ok, err := p.store.ClaimPooled(ctx, template, PoolClaim{Client: client, CreatedAt: now,
+		sess, ok, err := p.store.ClaimPooled(ctx, template, PoolClaim{Client: client, Workshop: req.Workshop, CreatedAt: now,
 			ExpiresAt: now.Add(d), MaxExpiresAt: now.Add(s.cfg.MaxDuration), MaxInstances: maxInstances})
 		if err != nil || !ok {
 			p.misses.WithLabelValues(template).Inc()
@@ -175,7 +246,7 @@ func (s *Service) claim(ctx context.Context, template, client string, d time.Dur
 			s.End(context.WithoutCancel(ctx), sess.ID, EndError, "its pooled nodes were gone when it was claimed")
 			continue
 		}
-		usage, err := s.quota.AdmitSession(ctx, client, sess.ID, 0)
+		usage, err := admit(ctx, client, sess.ID, 0) // its nodes are counted since the pool made them
 		if err != nil {
 			if back, uerr := p.store.Unclaim(context.WithoutCancel(ctx), sess.ID, template, client); uerr != nil || !back {
 				s.End(context.WithoutCancel(ctx), sess.ID, EndError, "could not go back to the pool")
@@ -195,12 +266,19 @@ func (s *Service) claim(ctx context.Context, template, client string, d time.Dur
 		if len(out.Instances) > 0 {
 			s.prewarm(sess.ID, out.Instances[0].Name)
 		}
+		if req.Workshop != "" { // one seat fewer to keep ready, in this process until its workshop asks again
+			p.mu.Lock()
+			if sizes := p.demand[WorkshopDemand(req.Workshop)]; sizes[template] > 0 {
+				sizes[template]--
+			}
+			p.mu.Unlock()
+		}
 		p.woken() // to refill
 		p.claims.WithLabelValues(template).Inc()
 		s.metrics.sessionsCreated.Inc()
 		s.metrics.createSeconds.WithLabelValues(template).Observe(time.Since(start).Seconds())
 		s.log.Info("session created from the pool", "session", sess.ID, "client", client, "template", template,
-			"expires_at", out.ExpiresAt)
+			"workshop", req.Workshop, "expires_at", out.ExpiresAt)
 		return Created{Session: out, Token: token, Usage: usage}, true, nil
 	}
 	p.misses.WithLabelValues(template).Inc()
@@ -250,10 +328,6 @@ func (s *Service) runPool(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	s.trimPool(ctx, true)
-	if len(p.targets) == 0 {
-		return
-	}
 	s.checkPool(ctx)
 	tick := time.NewTicker(poolInterval)
 	defer tick.Stop()
@@ -272,27 +346,23 @@ func (s *Service) runPool(ctx context.Context) {
 	}
 }
 
-// trimPool ends ready pooled sessions beyond the sizes, the newest first: of every template that has had any when all is set (at
-// start), else of the configured ones.
-func (s *Service) trimPool(ctx context.Context, all bool) {
+// trimPool ends ready pooled sessions beyond the sizes, the newest first, of every template that has had any.
+// It waits until every source of demand has asked.
+func (s *Service) trimPool(ctx context.Context) {
 	p := s.pool
-	names := slices.Sorted(func(yield func(string) bool) {
-		for name := range p.targets {
-			if !yield(name) {
-				return
-			}
-		}
-	})
-	if all {
-		known, err := p.store.PoolTemplates(ctx)
-		if err != nil {
+	p.mu.Lock()
+	unheard := len(p.unheard)
+	p.mu.Unlock()
+	if unheard > 0 {
+		return
+	}
+	targets := p.targets()
+	names, err := p.store.PoolTemplates(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
 			s.log.Warn("pool: list pooled templates", "err", err)
 		}
-		for _, name := range known {
-			if p.targets[name] == 0 {
-				names = append(names, name)
-			}
-		}
+		return
 	}
 	for _, name := range names {
 		ready, setup, err := p.store.Pooled(ctx, name)
@@ -302,7 +372,7 @@ func (s *Service) trimPool(ctx context.Context, all bool) {
 			}
 			continue
 		}
-		for extra := len(ready) + len(setup) - p.targets[name]; extra > 0 && len(ready) > 0; extra-- {
+		for extra := len(ready) + len(setup) - targets[name]; extra > 0 && len(ready) > 0; extra-- {
 			id := ready[len(ready)-1]
 			ready = ready[:len(ready)-1]
 			if s.dropPooled(ctx, name, id, EndAdmin, "the pool is smaller now") {
@@ -327,7 +397,7 @@ func (s *Service) dropPooled(ctx context.Context, template, id string, reason En
 // checkPool drops ready pooled sessions whose nodes are not all running (the engine restarted, say); the pool
 // then makes others.
 func (s *Service) checkPool(ctx context.Context) {
-	for name := range s.pool.targets {
+	for name := range s.pool.targets() {
 		ready, _, err := s.pool.store.Pooled(ctx, name)
 		if err != nil {
 			continue
@@ -347,8 +417,8 @@ func (s *Service) checkPool(ctx context.Context) {
 // fillPool starts fills for templates below their sizes, as many as the fill slots allow.
 func (s *Service) fillPool(ctx context.Context, wg *sync.WaitGroup) {
 	p := s.pool
-	s.trimPool(ctx, false)
-	for name, want := range p.targets {
+	s.trimPool(ctx)
+	for name, want := range p.targets() {
 		p.mu.Lock()
 		wait := time.Now().Before(p.retry[name])
 		starting := p.starting[name]
@@ -467,7 +537,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for name, n := range c.p.targets {
+	for name, n := range c.p.targets() {
 		ch <- prometheus.MustNewConstMetric(c.target, prometheus.GaugeValue, float64(n), name)
 		if ready, _, err := c.p.store.Pooled(ctx, name); err == nil {
 			ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, float64(len(ready)), name)

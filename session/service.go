@@ -162,12 +162,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 				ErrInvalid, t.Name, t.Nodes(), maxInstances)
 		}
 		tmpl = &t
-		// From the warm pool (pool.go), or refused. Not yet for a workshop's attendees: a claim admits by the
-		// client's quota and records no workshop, where they are admitted by seat.
-		if req.Workshop == "" {
-			if c, ok, err := s.claim(ctx, t.Name, req.Client, req.Duration, maxInstances); ok || err != nil {
-				return c, err
-			}
+		// From the warm pool (pool.go), or refused.
+		if c, ok, err := s.claim(ctx, req, maxInstances); ok || err != nil {
+			return c, err
 		}
 	}
 

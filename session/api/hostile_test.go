@@ -245,7 +245,7 @@ func TestLaunchTokenNodeLimit(t *testing.T) {
 
 // An exec's answer is bounded whatever the bytes of its output, and a session runs only so many at once (defect 4).
 func TestExecAnswersBounded(t *testing.T) {
-	release := make(chan struct{})
+	release, running := make(chan struct{}), make(chan struct{}, 2)
 	s, nodes := memServer(t, serverOpts{cfg: session.Config{ExecsPerSession: 2}})
 	nodes.Answer = func(ctx context.Context, _, _ string, cmd []string) (instance.ExecResult, error) {
 		switch cmd[0] {
@@ -256,6 +256,7 @@ func TestExecAnswersBounded(t *testing.T) {
 		case "text":
 			return instance.ExecResult{Stdout: []byte("héllo\tworld\n")}, nil
 		case "wait":
+			running <- struct{}{}
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -291,10 +292,10 @@ func TestExecAnswersBounded(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); exec("wait") }()
 	}
-	waitFor(t, func() bool {
-		resp, _, _ := exec("text")
-		return resp.StatusCode == http.StatusTooManyRequests
-	})
+	// Both long commands hold their slots before the third is tried: a probe sent earlier could take a slot itself
+	// and turn one of them away.
+	<-running
+	<-running
 	resp := s.call("POST", "/api/v1/sessions/"+c.ID+"/instances/node1/exec", c.Token, map[string][]string{"cmd": {"text"}}, nil)
 	expectRejection(t, resp, 429, "too_many_execs", false)
 	close(release)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -495,4 +496,61 @@ func TestWorkshopCodeGuessing(t *testing.T) {
 	}
 	s.mustCall(429, "POST", "/api/v1/join/"+w.Code, "", map[string]string{"name": "Mallory"}, nil)
 	s.mustCall(200, "GET", "/api/v1/join/"+w.Code, "", nil, nil) // a known code still answers (it costs nothing)
+}
+
+// A workshop asks the warm pool for its seats before its start, with no --pool: its attendees get pooled sessions
+// (admitted by seat, recorded as the workshop's), the pool keeps one for the free seat and makes no more; a
+// restart before the start neither ends nor remakes them; at the workshop's end the one left is ended.
+func TestWorkshopFromThePool(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.New(t)
+	nodes := memnodes.New(netip.MustParseAddr("127.0.0.1"))
+	l := quota.Limits{SessionsPerClient: 1, Capacity: 10}
+	a := poolServer(t, rdb, nodes, nil, l)
+	startsAt := time.Now().Add(6 * time.Second).UTC()
+	w := a.newWorkshop(map[string]any{"title": "Pooled", "template": "1-node", "seats": 3,
+		"starts_at": startsAt, "ends_at": startsAt.Add(3 * time.Second)})
+	pooled := waitPool(t, a, "1-node", 3)
+	a.stop()
+
+	b := poolServer(t, rdb, nodes, nil, l)
+	time.Sleep(1500 * time.Millisecond) // the restarted pool and workshops look at what they hold
+	if got := waitPool(t, b, "1-node", 3); !slices.Equal(got, pooled) {
+		t.Fatalf("after a restart the pool holds %v, want %v", got, pooled)
+	}
+	people := []joined{b.join(w.Code, "Ada"), b.join(w.Code, "Grace")}
+	var claimed []string
+	for _, p := range people {
+		eventually(t, time.Until(startsAt)+2*time.Second, p.Name+" active", func() bool {
+			return b.attendeeView(p.AttendeeToken).State == workshop.Active
+		})
+		id := b.attendeeView(p.AttendeeToken).SessionID
+		if !slices.Contains(pooled, id) {
+			t.Errorf("%s got %s, not a pooled session (%v)", p.Name, id, pooled)
+		}
+		sess, err := b.store.Get(ctx, id)
+		if err != nil || sess.Workshop != w.ID || sess.Client != "workshop:"+w.ID || sess.State != session.StateActive {
+			t.Errorf("%s's session: %+v %v", p.Name, sess, err)
+		}
+		claimed = append(claimed, id)
+	}
+	if slices.Equal(claimed[:1], claimed[1:]) {
+		t.Fatalf("both got %s", claimed[0])
+	}
+	time.Sleep(1500 * time.Millisecond) // the pool would have started refills by now
+	left := waitPool(t, b, "1-node", 1)
+	if slices.Contains(claimed, left[0]) || !slices.Contains(pooled, left[0]) {
+		t.Fatalf("the pool keeps %v; claimed %v of %v", left, claimed, pooled)
+	}
+	if n := counter(t, b, "sandlot_pool_claims_total", "1-node"); n != 2 {
+		t.Errorf("%v claims, want 2", n)
+	}
+
+	waitPool(t, b, "1-node", 0) // the workshop ended: the free seat's session too
+	if sess, _ := b.store.Get(ctx, left[0]); sess.State != session.StateEnded {
+		t.Errorf("the pooled session of the free seat after the end: %+v", sess)
+	}
+	if in, _ := nodes.List(ctx, left[0]); len(in) != 0 {
+		t.Errorf("the free seat's pooled nodes outlive the workshop: %+v", in)
+	}
 }

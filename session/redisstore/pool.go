@@ -87,8 +87,8 @@ func (s *Store) PoolReady(ctx context.Context, id, template string) error {
 }
 
 // claimPooled gives the oldest ready pooled session to a client. KEYS pool list, pooled set, deadlines. ARGV
-// client, created_at, expires_at, max_expires_at, max_instances, deadline ms. Returns the record as claimed, or
-// nil when none is ready. Entries whose session is no longer pooled (ended meanwhile) are dropped on the way.
+// client, created_at, expires_at, max_expires_at, max_instances, deadline ms, workshop (or ""). Returns the
+// record as claimed, or nil when none is ready. Entries whose session is no longer pooled (ended meanwhile) are dropped on the way.
 var claimPooled = redis.NewScript(`
 while true do
   local id = redis.call('LPOP', KEYS[1])
@@ -105,6 +105,7 @@ while true do
       rec.expires_at = ARGV[3]
       rec.max_expires_at = ARGV[4]
       rec.max_instances = tonumber(ARGV[5])
+      if ARGV[7] ~= '' then rec.workshop_id = ARGV[7] end
       local out = cjson.encode(rec)
       redis.call('SET', key, out, 'KEEPTTL')
       redis.call('ZADD', KEYS[3], ARGV[6], id)
@@ -121,7 +122,7 @@ func (s *Store) ClaimPooled(ctx context.Context, template string, c session.Pool
 	var sess session.Session
 	res, err := claimPooled.Run(ctx, s.rdb, []string{keyPool(template), keyPooled(template), keyDeadlines},
 		c.Client, stamp(c.CreatedAt), stamp(c.ExpiresAt), stamp(c.MaxExpiresAt), c.MaxInstances,
-		c.ExpiresAt.UnixMilli()).Text()
+		c.ExpiresAt.UnixMilli(), c.Workshop).Text()
 	if errors.Is(err, redis.Nil) {
 		return sess, false, nil
 	}
@@ -143,6 +144,7 @@ local rec = cjson.decode(data)
 if rec.state ~= 'active' or rec.client ~= ARGV[2] then return 0 end
 rec.state = 'pooled'
 rec.client = nil
+rec.workshop_id = nil
 redis.call('SET', KEYS[1], cjson.encode(rec), 'KEEPTTL')
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])

@@ -36,7 +36,7 @@ func (s *Service) Run(ctx context.Context) {
 	tick := time.NewTicker(reapInterval)
 	defer tick.Stop()
 	for round := 0; ; round++ {
-		s.reap(ctx, &wg, round%reconcileRounds == 0)
+		s.reap(ctx, &wg, round)
 		select {
 		case <-ctx.Done():
 			return
@@ -47,10 +47,13 @@ func (s *Service) Run(ctx context.Context) {
 }
 
 // reconcileRounds is how many rounds pass between looks for active attendees whose sessions ended unseen (their
-// process died between ending the session and freeing the seat).
-const reconcileRounds = 20
+// process died between ending the session and freeing the seat); askRounds between askings of the warm pool.
+const (
+	reconcileRounds = 20
+	askRounds       = 4
+)
 
-func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup, reconcile bool) {
+func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup, round int) {
 	ids, err := s.store.Live(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -59,20 +62,38 @@ func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup, reconcile bool) 
 		return
 	}
 	now := time.Now()
+	reconcile, ask := round%reconcileRounds == 0, round%askRounds == 0
+	demands, unknown := map[string]map[string]int{}, false
+	defer func() {
+		if ask && !unknown { // what a workshop needs is not known: ask again next time rather than withdraw
+			s.askPool(demands)
+		}
+	}()
 	for _, id := range ids {
 		w, err := s.store.Workshop(ctx, id)
 		if err != nil {
+			unknown = true
 			continue
 		}
 		if w.over(now) {
 			s.endWorkshop(ctx, w)
 			continue
 		}
+		if reconcile || ask {
+			as, err := s.store.Attendees(ctx, w.ID)
+			if err != nil {
+				unknown = true
+				continue
+			}
+			if d := poolDemand(w, as, now); ask && d != nil {
+				demands[w.ID] = d
+			}
+			if reconcile && w.started(now) {
+				s.reconcile(ctx, w, as)
+			}
+		}
 		if !w.started(now) {
 			continue
-		}
-		if reconcile {
-			s.reconcile(ctx, w)
 		}
 		if until, ok := s.full.Load(id); ok && now.Before(until.(time.Time)) {
 			continue // the host was full a moment ago
@@ -101,12 +122,8 @@ func (s *Service) reap(ctx context.Context, wg *sync.WaitGroup, reconcile bool) 
 	}
 }
 
-// reconcile frees the seats of active attendees whose sessions have ended.
-func (s *Service) reconcile(ctx context.Context, w Workshop) {
-	as, err := s.store.Attendees(ctx, w.ID)
-	if err != nil {
-		return
-	}
+// reconcile frees the seats of a workshop's active attendees (as) whose sessions have ended.
+func (s *Service) reconcile(ctx context.Context, w Workshop, as []Attendee) {
 	for _, a := range as {
 		if a.State != Active {
 			continue

@@ -45,6 +45,8 @@ type Service struct {
 	wake     chan struct{} // the reaper looks again now: a seat freed
 	starting sync.Map      // attendees whose sessions this process's reaper is making
 	full     sync.Map      // workshop -> time.Time: the host was full; its queue waits until then or a seat frees
+	asked    sync.Map      // workshops that asked the warm pool for seats (pool.go)
+	heard    func()        // tells the pool that the workshops have asked for what they need
 }
 
 // fullBackoff is how long a workshop's queue waits after the host was full, unless a session ends sooner.
@@ -52,7 +54,8 @@ const fullBackoff = 5 * time.Second
 
 // New returns a Service; Run must run for workshops to start, end and fan out their events.
 func New(store Store, sessions *session.Service, q *quota.Quota, log *slog.Logger) *Service {
-	s := &Service{store: store, sessions: sessions, quota: q, log: log, hub: newHub(), wake: make(chan struct{}, 1)}
+	s := &Service{store: store, sessions: sessions, quota: q, log: log, hub: newHub(), wake: make(chan struct{}, 1),
+		heard: sessions.PoolDemandFrom("workshops")}
 	sessions.OnEnd(s.sessionEnded)
 	return s
 }
