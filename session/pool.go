@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ func ParsePool(spec string) (map[string]int, error) {
 }
 
 const (
+	demandSettle       = 3 * time.Second  // how long after a claim what it lowered may not be raised again
 	poolInterval       = time.Second      // how often the pool is looked at besides after claims
 	poolHealthInterval = 30 * time.Second // how often ready sessions' nodes are checked
 	poolBackoffFirst   = time.Second
@@ -90,6 +92,9 @@ type pool struct {
 	mu       sync.Mutex
 	demand   map[string]map[string]int // sizes asked for since, by who asked (SetPoolDemand), then template
 	unheard  map[string]bool           // who will ask (PoolDemandFrom) and has not yet: no trim until all have
+	trimmed  bool                      // pooled sessions of every template were trimmed once (runPool's only)
+	sized    map[string]bool           // templates this process has had sizes for since its start (runPool's only)
+	claimed  map[string]time.Time      // who's last claim (demand lowered here; see demandSettle)
 	starting map[string]int            // fills launched whose session is not stored yet, by template
 	filling  map[string]bool           // sessions this process is setting up for the pool (no shell prewarmed)
 	retry    map[string]time.Time      // template -> not before (after a failed fill)
@@ -106,7 +111,7 @@ func (s *Service) newPool(cfg Config) *pool {
 		return nil
 	}
 	p := &pool{store: ps, base: s.poolable(cfg.Pool), fills: make(chan struct{}, max(1, cfg.PoolFills)),
-		wake: make(chan struct{}, 1), demand: map[string]map[string]int{}, unheard: map[string]bool{}, starting: map[string]int{}, filling: map[string]bool{},
+		wake: make(chan struct{}, 1), demand: map[string]map[string]int{}, unheard: map[string]bool{}, sized: map[string]bool{}, claimed: map[string]time.Time{}, starting: map[string]int{}, filling: map[string]bool{},
 		retry: map[string]time.Time{}, delay: map[string]time.Duration{},
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sandlot_pool_claims_total",
 			Help: "Sessions created from the warm pool by this process, by template."}, []string{"template"}),
@@ -154,6 +159,14 @@ func (s *Service) SetPoolDemand(who string, sizes map[string]int) {
 	}
 	sizes = s.poolable(sizes)
 	p.mu.Lock()
+	if time.Since(p.claimed[who]) < demandSettle {
+		// Claimed from a moment ago: what who read may not show the claims yet, so it may ask for less, not more.
+		for name, n := range sizes {
+			sizes[name] = min(n, p.demand[who][name])
+		}
+	} else {
+		delete(p.claimed, who)
+	}
 	changed := !maps.Equal(p.demand[who], sizes)
 	if len(sizes) == 0 {
 		delete(p.demand, who)
@@ -163,6 +176,28 @@ func (s *Service) SetPoolDemand(who string, sizes map[string]int) {
 	p.mu.Unlock()
 	if changed {
 		p.woken()
+	}
+}
+
+// lower takes one session of template off who's demand, and returns what gives it back unless *claimed.
+func (p *pool) lower(who, template string, claimed *bool) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sizes := p.demand[who]
+	if sizes[template] == 0 {
+		return func() {}
+	}
+	sizes[template]--
+	p.claimed[who] = time.Now()
+	return func() {
+		if *claimed {
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.demand[who] != nil {
+			p.demand[who][template]++
+		}
 	}
 }
 
@@ -227,7 +262,12 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 	if req.Workshop != "" {
 		client, admit = "workshop:"+req.Workshop, s.quota.AdmitSeat
 	}
-	start := time.Now()
+	start, claimed := time.Now(), false
+	if req.Workshop != "" {
+		// One seat fewer to keep ready (in this process, until the workshop asks again), from before the claim:
+		// a fill between the two would make a session the pool need not hold.
+		defer p.lower(WorkshopDemand(req.Workshop), template, &claimed)()
+	}
 	for range 3 { // a pooled session whose nodes are gone is dropped; try the next
 		now := time.Now().UTC()
 		sess, ok, err := p.store.ClaimPooled(ctx, template, PoolClaim{Client: client, Workshop: req.Workshop, CreatedAt: now,
@@ -266,13 +306,7 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 		if len(out.Instances) > 0 {
 			s.prewarm(sess.ID, out.Instances[0].Name)
 		}
-		if req.Workshop != "" { // one seat fewer to keep ready, in this process until its workshop asks again
-			p.mu.Lock()
-			if sizes := p.demand[WorkshopDemand(req.Workshop)]; sizes[template] > 0 {
-				sizes[template]--
-			}
-			p.mu.Unlock()
-		}
+		claimed = true
 		p.woken() // to refill
 		p.claims.WithLabelValues(template).Inc()
 		s.metrics.sessionsCreated.Inc()
@@ -346,8 +380,9 @@ func (s *Service) runPool(ctx context.Context) {
 	}
 }
 
-// trimPool ends ready pooled sessions beyond the sizes, the newest first, of every template that has had any.
-// It waits until every source of demand has asked.
+// trimPool ends ready pooled sessions beyond the sizes, the newest first: the first time (after a start) of every
+// template that has had any, then of those this process has had sizes for (another process on the store may pool
+// others). It waits until every source of demand has asked.
 func (s *Service) trimPool(ctx context.Context) {
 	p := s.pool
 	p.mu.Lock()
@@ -357,12 +392,19 @@ func (s *Service) trimPool(ctx context.Context) {
 		return
 	}
 	targets := p.targets()
-	names, err := p.store.PoolTemplates(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("pool: list pooled templates", "err", err)
+	for name := range targets {
+		p.sized[name] = true
+	}
+	names := slices.Sorted(maps.Keys(p.sized))
+	if !p.trimmed {
+		known, err := p.store.PoolTemplates(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("pool: list pooled templates", "err", err)
+			}
+			return
 		}
-		return
+		p.trimmed, names = true, known
 	}
 	for _, name := range names {
 		ready, setup, err := p.store.Pooled(ctx, name)

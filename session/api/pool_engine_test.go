@@ -90,9 +90,11 @@ func BenchmarkPoolClaim(b *testing.B) {
 	pooled := newServer(b, rdb, serverOpts{limits: l,
 		cfg: session.Config{Pool: map[string]int{"1-node": 1, "swarm-3m2w": 1}}})
 	plain := newServer(b, rdb, serverOpts{limits: l})
+	created := map[string][]time.Duration{} // to the answer of the creation, of which the claim
 	usable := func(s *server, template, script, want string) time.Duration {
 		start := time.Now()
 		c := s.create(map[string]string{"template": template})
+		created[s.URL+template] = append(created[s.URL+template], time.Since(start))
 		for {
 			var res execResponse
 			s.mustCall(http.StatusOK, "POST", "/api/v1/sessions/"+c.ID+"/instances/node1/exec", c.Token,
@@ -137,6 +139,7 @@ func BenchmarkPoolClaim(b *testing.B) {
 		b.ReportMetric(ms(p), "ms-pool-"+k.template)
 		b.ReportMetric(ms(n), "ms-plain-"+k.template)
 		b.ReportMetric(float64(p)/float64(n), "ratio-"+k.template)
+		b.ReportMetric(ms(percentile(created[pooled.URL+k.template], 50)), "ms-pool-answer-"+k.template)
 	}
 	if claims := counter(b, pooled, "sandlot_pool_claims_total", "1-node") + counter(b, pooled, "sandlot_pool_claims_total", "swarm-3m2w"); int(claims) != 2*b.N {
 		b.Errorf("%v claims, want %d", claims, 2*b.N)
