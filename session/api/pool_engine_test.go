@@ -73,11 +73,26 @@ func TestPoolClaimOnEngine(t *testing.T) {
 	if m := driver(t).Limits().Memory; m > 0 && limits != fmt.Sprint(m) {
 		t.Errorf("node1's memory limit %s, want %d", limits, m)
 	}
-	waitPool(t, pooled, "swarm-1m1w", 1) // refilled
+	refilled := waitPool(t, pooled, "swarm-1m1w", 1)
 	for _, s := range []*server{pooled, plain} {
 		if n := counter(t, s, "sandlot_pool_fill_failures_total", "error"); n != 0 {
 			t.Errorf("%v pooled sessions failed to be made", n)
 		}
+	}
+
+	// A restart keeps the pooled session and its nodes (nothing made again), and gives it once.
+	pooled.stop()
+	again := newServer(t, rdb, serverOpts{limits: l, cfg: session.Config{Pool: map[string]int{"swarm-1m1w": 1}}})
+	time.Sleep(3 * session.ReaperInterval)
+	if got := waitPool(t, again, "swarm-1m1w", 1); got[0] != refilled[0] {
+		t.Fatalf("after a restart the pool holds %v, want %v", got, refilled)
+	}
+	first, second := again.create(map[string]string{"template": "swarm-1m1w"}), again.create(map[string]string{"template": "swarm-1m1w"})
+	if first.ID != refilled[0] || second.ID == first.ID {
+		t.Errorf("after the restart: claimed %s then %s; pooled was %s", first.ID, second.ID, refilled[0])
+	}
+	if got := run(again, first, "node1", "docker node ls --format '{{.Status}}' | grep -c '^Ready$'"); got != "2" {
+		t.Errorf("the pooled swarm after the restart: %s Ready", got)
 	}
 }
 
