@@ -54,6 +54,7 @@ const fullBackoff = 5 * time.Second
 func New(store Store, sessions *session.Service, q *quota.Quota, log *slog.Logger) *Service {
 	s := &Service{store: store, sessions: sessions, quota: q, log: log, hub: newHub(), wake: make(chan struct{}, 1)}
 	sessions.OnEnd(s.sessionEnded)
+	sessions.OnInput(s.typed)
 	return s
 }
 
