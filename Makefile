@@ -86,7 +86,7 @@ $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
 ## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec; the
-## lab proxy against direct requests; the page (bundle size, landing page to a prompt)
+## lab proxy against direct requests; a workshop's idle dashboard; the page (bundle size, landing page to a prompt)
 bench: images host-browser $(UI) $(RUNTIME)
 	@ops/with-node-engine $(MAKE) --no-print-directory bench-on-engine
 
@@ -97,6 +97,7 @@ bench-on-engine:
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'KeystrokeEcho|TerminalThroughput' -benchtime 5x ./session/api
 	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer|KeystrokeEcho|Throughput' -benchtime 4x ./terminal
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LabProxy' -benchtime 5x ./session/api
+	$(GO) test -run '^$$' -bench 'DashboardIdle' -benchtime 5x ./session/api
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ExecMemory' -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench 'TenAtOnce' -benchtime 3x ./images
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ImagePull|ImageTenUncached' -benchtime 1x -timeout 20m ./e2e

@@ -20,6 +20,7 @@ const gcInterval = 5 * time.Minute
 // over a deadline, the session ends first).
 func (s *Service) RunReaper(ctx context.Context) {
 	defer s.ports.Close() // the ports of nodes are watched while the service runs
+	defer s.input.close() // and typing reported
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(2)

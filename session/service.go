@@ -86,6 +86,8 @@ type Service struct {
 	endedMu sync.Mutex
 	ended   []func(Session)
 
+	input inputs // typing, reported to OnInput's hooks
+
 	pool *pool // nil: no warm pool
 }
 
@@ -285,6 +287,7 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 	s.log.Info("session ended", "session", id, "reason", reason, "message", message)
 	s.terminals.CloseMatching(id + "/")
 	s.ports.Forget(id, "")
+	s.input.forget(id)
 	err = s.teardown(ctx, sess)
 	s.endedMu.Lock()
 	hooks := s.ended

@@ -36,7 +36,7 @@ func (s *Service) shell(ctx context.Context, id, name string) func() (terminal.T
 		if err != nil {
 			return nil, err
 		}
-		return nodeTTY{tty}, nil
+		return nodeTTY{tty: tty, typed: func() { s.input.typed(id) }}, nil
 	}
 }
 
@@ -54,10 +54,18 @@ func (s *Service) prewarm(id, name string) {
 }
 
 // nodeTTY adapts a node's exec TTY to the terminal package: sizes in uint16, and the shell's exit code at the end.
-type nodeTTY struct{ tty TTY }
+// What is written to it is typed by the terminal's driver: typed is told (see OnInput).
+type nodeTTY struct {
+	tty   TTY
+	typed func()
+}
 
-func (n nodeTTY) Write(p []byte) (int, error) { return n.tty.Write(p) }
-func (n nodeTTY) Close() error                { return n.tty.Close() }
+func (n nodeTTY) Write(p []byte) (int, error) {
+	n.typed()
+	return n.tty.Write(p)
+}
+
+func (n nodeTTY) Close() error { return n.tty.Close() }
 
 func (n nodeTTY) Resize(cols, rows uint16) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -290,8 +290,10 @@ export interface Attendee {
   nodes?: AttendeeNode[];
   /** when their session ends; an RFC 3339 time */
   expires_at?: string;
-  /** when their page last asked for their state; an RFC 3339 time */
+  /** their last keystroke in a terminal of their session (recorded at most every 10 s while they type, so up to 10 s early); absent until they type; an RFC 3339 time */
   last_activity?: string;
+  /** when their page last asked for their state; an RFC 3339 time */
+  last_seen?: string;
   /** an RFC 3339 time */
   joined_at: string;
   /** an RFC 3339 time */

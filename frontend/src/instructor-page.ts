@@ -18,7 +18,7 @@ import {
 import { instructorToken, keepInstructorToken, takeLinkParam } from "./workshop-store";
 import type { Attendee, Workshop } from "./workshop-types";
 
-const pollEvery = 10_000; // besides the stream: last activity and node status move without events
+const pollEvery = 10_000; // besides the stream: node status moves without events
 const extendBy = "30m";
 
 /** The attendee whose terminal is watched, and which node. */
@@ -312,7 +312,7 @@ export class InstructorPage extends LitElement {
       <table class="attendees">
         <caption class="sr-only">Attendees</caption>
         <thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Nodes</th>
-          <th scope="col">Time left</th><th scope="col">Last activity</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+          <th scope="col">Time left</th><th scope="col" title="their last keystroke in a terminal">Last activity</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
         <tbody>
           ${w.attendees.length ? nothing : html`<tr><td colspan="6" class="muted">Nobody has joined yet.</td></tr>`}
           ${w.attendees.map((a) => html`

@@ -95,8 +95,10 @@ export interface Attendee {
   nodes?: NodeStatus[];
   /** when their session ends; an RFC 3339 time */
   expires_at?: string;
-  /** an RFC 3339 time */
+  /** their last keystroke in a terminal of their session (to within 10 s); an RFC 3339 time */
   last_activity?: string;
+  /** when their page last asked for their state; an RFC 3339 time */
+  last_seen?: string;
 }
 
 /** The workshop as its instructor sees it: GET /api/v1/workshops/{id}. */

@@ -32,7 +32,11 @@ func (a *api) workshopEvents() http.Handler {
 			first = append(first, sseEvent{workshop.KindAttendee, at})
 		}
 		a.stream(w, r, watcher, first, func(e workshop.Event) (sseEvent, bool) {
-			return sseEvent{e.Kind, json.RawMessage(e.Data)}, true
+			name := e.Kind
+			if name == workshop.KindActivity { // to the dashboard, an attendee whose last activity changed
+				name = workshop.KindAttendee
+			}
+			return sseEvent{name, json.RawMessage(e.Data)}, true
 		})
 	})
 }
@@ -55,8 +59,8 @@ func (a *api) attendeeEvents() http.Handler {
 			case workshop.KindAttendee:
 				v, err := a.ws.View(r.Context(), g.Workshop, g.Attendee, time.Now())
 				return sseEvent{"state", v}, err == nil
-			case workshop.KindMessage:
-				return sseEvent{e.Kind, json.RawMessage(e.Data)}, true
+			case workshop.KindActivity: // their own typing: nothing their page shows
+				return sseEvent{}, false
 			}
 			return sseEvent{e.Kind, json.RawMessage(e.Data)}, true
 		})

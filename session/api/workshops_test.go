@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/sandlot/sandlot/internal/redistest"
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session"
@@ -87,7 +88,7 @@ func (s *server) openEvents(path, token string) *sse {
 
 // waitFor finds an event of name that satisfies ok among those seen, or reads until one comes; it fails after
 // within.
-func (e *sse) waitFor(t *testing.T, within time.Duration, name string, ok func(data string) bool) {
+func (e *sse) waitFor(t testing.TB, within time.Duration, name string, ok func(data string) bool) {
 	t.Helper()
 	for _, ev := range e.seen {
 		if ev.name == name && ok(ev.data) {
@@ -552,5 +553,70 @@ func TestWorkshopFromThePool(t *testing.T) {
 	}
 	if in, _ := nodes.List(ctx, left[0]); len(in) != 0 {
 		t.Errorf("the free seat's pooled nodes outlive the workshop: %+v", in)
+	}
+}
+
+// An attendee's last activity is their last keystroke: typing into their terminal shows on the instructor's
+// dashboard (its GET and, live, its event stream); watching and trying to type as a viewer (the instructor, a
+// viewer link) does not count; the page asking for its state is last_seen, not activity.
+func TestWorkshopLastActivityIsTyping(t *testing.T) {
+	s, _ := memServer(t, serverOpts{})
+	w := s.newWorkshop(map[string]any{"title": "T", "template": "1-node", "seats": 2, "duration": "1h"})
+	ada := s.join(w.Code, "Ada")
+	if ada.State != workshop.Active || ada.SessionToken == "" {
+		t.Fatalf("Ada: %+v", ada)
+	}
+	attendee := func() workshop.Attendee {
+		var d workshop.Detail
+		s.mustCall(200, "GET", "/api/v1/workshops/"+w.ID, w.InstructorToken, nil, &d)
+		if len(d.Attendees) != 1 {
+			t.Fatalf("attendees: %+v", d.Attendees)
+		}
+		return d.Attendees[0]
+	}
+	s.attendeeView(ada.AttendeeToken) // the page asks: seen, not active
+	if a := attendee(); a.LastActivity != nil || a.LastSeen == nil {
+		t.Fatalf("before typing: last_activity %v, last_seen %v", a.LastActivity, a.LastSeen)
+	}
+	instructor := s.openEvents("/api/v1/workshops/"+w.ID+"/events", w.InstructorToken)
+	instructor.waitFor(t, time.Second, "attendee", attendeeEvent(ada.AttendeeID, workshop.Active))
+	path := "/api/v1/sessions/" + ada.SessionID + "/instances/node1/terminal"
+
+	// Viewers watch, and may not type: the connection is closed and nothing reaches the shell.
+	var link viewerLink
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+ada.SessionID+"/viewer", ada.SessionToken, nil, &link)
+	for who, token := range map[string]string{"the instructor": w.InstructorToken, "a viewer link": link.Token} {
+		v, _, err := s.openTerminal(t, path+"?token="+token, nil, 1, 0)
+		if err != nil {
+			t.Fatalf("%s watching: %v", who, err)
+		}
+		v.typeLine("echo from-a-viewer")
+		if err := v.readUntil("from-a-viewer"); !websocket.IsCloseError(err, 4002) {
+			t.Fatalf("%s typing: %v, want closed as read-only", who, err)
+		}
+		v.ws.Close()
+	}
+
+	typedAt := time.Now()
+	d, _, err := s.openTerminal(t, path, http.Header{"Authorization": {"Bearer " + ada.SessionToken}}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.ws.Close()
+	d.typeLine("echo typed")
+	if err := d.readUntil("echo typed"); err != nil {
+		t.Fatal(err)
+	}
+	// Had a viewer's attempt counted, this keystroke would fall within its InputEvery and the activity would be
+	// older than typedAt.
+	typed := func(data string) bool {
+		var a workshop.Attendee
+		return json.Unmarshal([]byte(data), &a) == nil && a.ID == ada.AttendeeID && a.LastActivity != nil &&
+			!a.LastActivity.Before(typedAt) && a.State == workshop.Active && len(a.Nodes) == 1
+	}
+	instructor.waitFor(t, 5*time.Second, "attendee", typed)
+	a := attendee()
+	if a.LastActivity == nil || a.LastActivity.Before(typedAt) || a.LastActivity.After(time.Now()) {
+		t.Errorf("GET after typing: last_activity %v, typed at %v", a.LastActivity, typedAt)
 	}
 }

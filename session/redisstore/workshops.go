@@ -428,19 +428,28 @@ func (s *Workshops) AttendeeOf(ctx context.Context, id, sessionID string) (strin
 	return aid, err
 }
 
-// touch sets an attendee's last activity. KEYS attendees. ARGV attendee, at.
-var touch = redis.NewScript(`
+// stampAttendee sets a time field of an attendee. KEYS attendees. ARGV attendee, field, at.
+var stampAttendee = redis.NewScript(`
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local a = cjson.decode(raw)
-a.last_activity = ARGV[2]
+a[ARGV[2]] = ARGV[3]
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(a))
 return 1
 `)
 
-// Touch records that an attendee's page asked for its state at.
+func (s *Workshops) stamp(ctx context.Context, id, attendee, field string, at time.Time) error {
+	return stampAttendee.Run(ctx, s.rdb, []string{keyW(id, "attendees")}, attendee, field, at.UTC().Format(time.RFC3339Nano)).Err()
+}
+
+// Touch records that an attendee's page asked for its state at (last_seen).
 func (s *Workshops) Touch(ctx context.Context, id, attendee string, at time.Time) error {
-	return touch.Run(ctx, s.rdb, []string{keyW(id, "attendees")}, attendee, at.UTC().Format(time.RFC3339Nano)).Err()
+	return s.stamp(ctx, id, attendee, "last_seen", at)
+}
+
+// Typed records that an attendee typed at (last_activity).
+func (s *Workshops) Typed(ctx context.Context, id, attendee string, at time.Time) error {
+	return s.stamp(ctx, id, attendee, "last_activity", at)
 }
 
 // AddMessage keeps a broadcast (the last maxMessages).

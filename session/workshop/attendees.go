@@ -110,9 +110,37 @@ func (s *Service) View(ctx context.Context, id, attendee string, since time.Time
 	return v, err
 }
 
-// Touch records that an attendee's page is there (their last activity).
+// Touch records that an attendee's page is there (LastSeen).
 func (s *Service) Touch(ctx context.Context, id, attendee string) {
 	_ = s.store.Touch(ctx, id, attendee, time.Now())
+}
+
+// typed records that someone typed into a terminal of session id at (session.OnInput): when it is an
+// attendee's, that is their last activity, and the instructor's watchers are told (an activity event).
+func (s *Service) typed(id string, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := s.sessions.Stored(ctx, id)
+	if err != nil || sess.Workshop == "" {
+		return
+	}
+	aid, err := s.store.AttendeeOf(ctx, sess.Workshop, id)
+	if err != nil {
+		return // typed before the attendee got the session, or not an attendee's
+	}
+	if err := s.store.Typed(ctx, sess.Workshop, aid, at); err != nil {
+		s.log.Warn("workshop: record typing", "workshop", sess.Workshop, "attendee", aid, "err", err)
+		return
+	}
+	w, err := s.store.Workshop(ctx, sess.Workshop)
+	if err != nil {
+		return
+	}
+	a, err := s.store.Attendee(ctx, w.ID, aid)
+	if err != nil {
+		return
+	}
+	s.publish(ctx, w.ID, aid, KindActivity, s.withSession(ctx, w, a))
 }
 
 // Watch follows the changes of workshop id: all of them (attendee ""), or one attendee's and the workshop's.

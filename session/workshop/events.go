@@ -16,7 +16,7 @@ type hub struct {
 }
 
 // Watcher receives the events of one workshop: all of them (an instructor), or those of one attendee and the
-// workshop's (an attendee's page).
+// workshop's (an attendee's page): no event about another attendee reaches an attendee's watcher.
 type Watcher struct {
 	C        <-chan Event
 	c        chan Event
@@ -64,7 +64,7 @@ func (h *hub) deliver(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.watchers[e.Workshop] {
-		if w.attendee != "" && e.Kind == KindAttendee && e.Attendee != w.attendee {
+		if w.attendee != "" && e.Attendee != "" && e.Attendee != w.attendee {
 			continue
 		}
 		select {

@@ -57,6 +57,7 @@ func New(store Store, sessions *session.Service, q *quota.Quota, log *slog.Logge
 	s := &Service{store: store, sessions: sessions, quota: q, log: log, hub: newHub(), wake: make(chan struct{}, 1),
 		heard: sessions.PoolDemandFrom("workshops")}
 	sessions.OnEnd(s.sessionEnded)
+	sessions.OnInput(s.typed)
 	return s
 }
 

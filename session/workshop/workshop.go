@@ -73,7 +73,8 @@ type Attendee struct {
 	SessionID    string        `json:"session_id,omitempty"`
 	Nodes        []Node        `json:"nodes,omitempty"`
 	ExpiresAt    *time.Time    `json:"expires_at,omitempty"`
-	LastActivity *time.Time    `json:"last_activity,omitempty"` // the attendee's page last asked for its state
+	LastActivity *time.Time    `json:"last_activity,omitempty"` // their last keystroke in their session, to within session.InputEvery
+	LastSeen     *time.Time    `json:"last_seen,omitempty"`     // their page last asked for its state
 	JoinedAt     time.Time     `json:"joined_at"`
 	EndedAt      *time.Time    `json:"ended_at,omitempty"`
 	EndReason    string        `json:"end_reason,omitempty"`
@@ -92,7 +93,8 @@ type Message struct {
 }
 
 // Event is a change that those who watch a workshop are told about: Kind is "attendee" (Attendee changed),
-// "workshop" (the workshop did) or "message" (a broadcast). Data is the changed thing as JSON.
+// "activity" (an attendee typed: only their last activity changed), "workshop" (the workshop did) or "message" (a
+// broadcast). Data is the changed thing as JSON: the Attendee for both attendee kinds.
 type Event struct {
 	Workshop string `json:"workshop"`
 	Attendee string `json:"attendee,omitempty"`
@@ -103,6 +105,7 @@ type Event struct {
 // The kinds of events.
 const (
 	KindAttendee = "attendee"
+	KindActivity = "activity"
 	KindWorkshop = "workshop"
 	KindMessage  = "message"
 )
@@ -149,7 +152,9 @@ type Store interface {
 	Finish(ctx context.Context, id, attendee, sessionID, reason string, at time.Time) (bool, error)
 	// AttendeeOf names the attendee whose session sessionID is.
 	AttendeeOf(ctx context.Context, id, sessionID string) (string, error)
+	// Touch records that an attendee's page was there at (LastSeen); Typed, that they typed at (LastActivity).
 	Touch(ctx context.Context, id, attendee string, at time.Time) error
+	Typed(ctx context.Context, id, attendee string, at time.Time) error
 
 	AddMessage(ctx context.Context, id string, m Message) error
 	Messages(ctx context.Context, id string) ([]Message, error)

@@ -60,7 +60,7 @@ func TestCodes(t *testing.T) {
 	}
 }
 
-// The hub gives each watcher its workshop's events (an attendee's watcher: its own attendee's only), drops a
+// The hub gives each watcher its workshop's events (an attendee's watcher: of attendees, its own only), drops a
 // watcher that falls behind rather than waiting for it, and closes every watcher when the events end.
 func TestHub(t *testing.T) {
 	h := newHub()
@@ -70,9 +70,10 @@ func TestHub(t *testing.T) {
 	<-h.ready
 	all, ada, other, slow := h.watch("w", ""), h.watch("w", "ada"), h.watch("v", ""), h.watch("w", "")
 	events <- Event{Workshop: "w", Attendee: "bob", Kind: KindAttendee}
+	events <- Event{Workshop: "w", Attendee: "bob", Kind: KindActivity}
 	events <- Event{Workshop: "w", Attendee: "ada", Kind: KindAttendee}
 	events <- Event{Workshop: "w", Kind: KindMessage}
-	for w, want := range map[*Watcher][]string{all: {"bob", "ada", ""}, ada: {"ada", ""}} {
+	for w, want := range map[*Watcher][]string{all: {"bob", "bob", "ada", ""}, ada: {"ada", ""}} {
 		for _, attendee := range want {
 			if e := <-w.C; e.Attendee != attendee {
 				t.Errorf("got %+v, want attendee %q", e, attendee)
