@@ -251,6 +251,8 @@ export interface Workshop {
   created_at: string;
   /** an RFC 3339 time */
   ended_at?: string;
+  /** the instructor's demo session, if one was started */
+  demo_session_id?: string;
 }
 
 /** A new workshop: the only answer with its instructor's token. */
@@ -357,6 +359,8 @@ export interface AttendeeView {
   ends_at?: string;
   /** broadcasts after ?since= (all, without it) */
   messages: Message[];
+  /** the instructor's demo, while there is one */
+  demo?: DemoLink;
 }
 
 /** A new attendee. */
@@ -410,4 +414,20 @@ export interface WorkshopEndRequest {
 export interface JoinRequest {
   /** 1 to 40 characters (trimmed), no control characters */
   name: string;
+}
+
+/** The instructor's demo session. */
+export interface Demo {
+  session_id: string;
+  /** session scope, for the instructor only: open /s/{session_id} with it */
+  token: string;
+  /** an RFC 3339 time */
+  expires_at: string;
+}
+
+/** What an attendee is given to watch the instructor's demo. */
+export interface DemoLink {
+  session_id: string;
+  /** a viewer token: give it as ?token= to the terminal route of the demo session's nodes */
+  viewer_token: string;
 }

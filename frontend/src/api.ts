@@ -3,7 +3,7 @@
 // carries it); workshop calls carry the attendee's or instructor's token.
 
 import type {
-  AddInstanceRequest, CreateSessionRequest, ErrorBody, ExtendRequest, FileWritten, FilesWritten, Instance, LabLink,
+  AddInstanceRequest, CreateSessionRequest, Demo, ErrorBody, ExtendRequest, FileWritten, FilesWritten, Instance, LabLink,
   LinkRequest, SessionView, SetupRequest, TemplateList, Tree,
 } from "./api-types";
 import type {
@@ -153,6 +153,8 @@ export const api = {
       ExtendWorkshopRequest, token),
   endWorkshop: (id: string, token: string, attendee?: string) =>
     call<unknown>("POST", `${workshopPath(id)}/end`, (attendee ? { attendee } : {}) satisfies EndWorkshopRequest, token),
+  /** startDemo starts the instructor's demo session (or answers the live one) with a session token for it. */
+  startDemo: (id: string, token: string) => call<Demo>("POST", `${workshopPath(id)}/demo`, {}, token),
   lockWorkshop: (id: string, token: string, locked: boolean) =>
     call<unknown>("POST", `${workshopPath(id)}/lock`, { locked } satisfies LockRequest, token),
   setSeats: (id: string, token: string, seats: number) =>

@@ -38,6 +38,7 @@ export class InstructorPage extends LitElement {
     toast: { state: true },
     watch: { state: true },
     down: { state: true },
+    demo: { state: true },
   };
 
   workshopId = "";
@@ -49,6 +50,7 @@ export class InstructorPage extends LitElement {
   toast = "";
   watch?: Watch;
   down = false;
+  demo = ""; // the link to the instructor's demo session, once started from this page
 
   private token = "";
   private clock?: number;
@@ -290,6 +292,13 @@ export class InstructorPage extends LitElement {
             <button type="submit" ?disabled=${busy}>Add</button>
           </form>
           <button id="attendance" ?disabled=${busy} @click=${this.download}>Download attendance</button>
+          ${this.demo ? html`<a id="demo-link" class="button" href=${this.demo} target="_blank" rel="noopener"
+              title="your own session, which every attendee may watch from their page">Open my demo session</a>`
+            : html`<button id="demo" ?disabled=${busy} title="a session of your own that every attendee may watch"
+              @click=${() => this.act("demo", async () => {
+                const d = await api.startDemo(this.workshopId, this.token);
+                this.demo = `/s/${d.session_id}#token=${encodeURIComponent(d.token)}`;
+              }, "Your demo session is ready: attendees can watch it from their pages.")}>Start a demo session</button>`}
           <button id="end-all" class="danger" ?disabled=${busy} @click=${() => this.confirmDialog()?.showModal()}>
             End workshop</button>
         </span>

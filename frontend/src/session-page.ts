@@ -9,7 +9,8 @@ import { ifDefined } from "lit/directives/if-defined.js";
 import { api, ApiError, attendeeEventsURL, serverOffset, sessionToken, useSessionToken, type Instance, type Session } from "./api";
 import { listen } from "./events";
 import { attendeeEvent, broadcastKey, formatCountdown, mergeBroadcasts, spokenCountdown, warnFor } from "./workshop";
-import { sessionAttendee } from "./workshop-store";
+import { sessionAttendee, takeLinkParam } from "./workshop-store";
+import type { DemoLink } from "./api-types";
 import type { Broadcast } from "./workshop-types";
 import { settings } from "./settings";
 import { copyText } from "./clipboard";
@@ -80,6 +81,8 @@ export class SessionPage extends LitElement {
     dropping: { state: true },
     broadcasts: { state: true },
     dismissed: { state: true },
+    demo: { state: true },
+    watching: { state: true },
   };
 
   sessionId = "";
@@ -97,6 +100,8 @@ export class SessionPage extends LitElement {
   dropping = ""; // where files are being dragged over: a node's name, or "terminal"
   broadcasts: Broadcast[] = []; // the workshop's, newest first
   dismissed: string[] = []; // broadcastKey of those the learner closed
+  demo?: DemoLink; // the instructor's demo, which an attendee may watch
+  watching = false; // the demo's terminal is open
 
   private toastTimer?: number;
   private clock?: number;
@@ -112,6 +117,8 @@ export class SessionPage extends LitElement {
 
   connectedCallback() {
     super.connectedCallback();
+    const given = takeLinkParam("token"); // a link that carries the session's token (the instructor's demo)
+    if (given) useSessionToken(this.sessionId, given);
     this.layout = loadLayout(this.sessionId);
     this.attendeeToken = sessionAttendee(this.sessionId);
     this.dismissed = loadDismissed(this.sessionId);
@@ -217,6 +224,9 @@ export class SessionPage extends LitElement {
       if (ev.kind === "message") this.broadcasts = mergeBroadcasts(this.broadcasts, [ev.message]);
       else {
         this.broadcasts = mergeBroadcasts(this.broadcasts, ev.view.messages);
+        const d = ev.view.demo;
+        this.demo = d && typeof d.session_id === "string" && typeof d.viewer_token === "string" ? d : undefined;
+        if (!this.demo) this.watching = false;
         if (ev.view.state === "ended") void this.refresh();
       }
     });
@@ -362,6 +372,7 @@ export class SessionPage extends LitElement {
       ${this.error ? html`<p class="banner error" role="alert">${this.error}
         <button class="link" @click=${() => (this.error = "")}>dismiss</button></p>` : nothing}
       ${this.renderWorkshopBanners(s)}
+      ${this.renderDemo(s)}
       <div class="workspace">
         ${this.renderNodes(s)}
         ${this.renderTerminals(s)}
@@ -370,6 +381,19 @@ export class SessionPage extends LitElement {
       ${this.files && s.state !== "ended" ? html`<sl-files .session=${s.id} .node=${this.files}
         @close=${() => { this.files = ""; void this.focusSelected(); }}></sl-files>` : nothing}
       ${s.state === "ended" ? this.renderEnd(s) : nothing}`;
+  }
+
+  /** renderDemo offers an attendee the instructor's demo, to watch (read-only) beside their own nodes. */
+  private renderDemo(s: Session) {
+    const d = this.demo;
+    if (!d || s.state === "ended") return nothing;
+    return html`<section class="demo" aria-label="the instructor's demo">
+      <button id="watch-demo" aria-expanded=${this.watching ? "true" : "false"}
+        @click=${() => (this.watching = !this.watching)}>
+        ${this.watching ? "Hide the instructor's demo" : "Watch the instructor's demo"}</button>
+      ${this.watching ? html`<sandlot-terminal class="demo-term" session=${d.session_id} instance="node1"
+        token=${d.viewer_token} viewer></sandlot-terminal>` : nothing}
+    </section>`;
   }
 
   /** renderTraining is the workshop's clock: the time left of the training, beside the session's own. */

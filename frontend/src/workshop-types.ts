@@ -13,7 +13,7 @@
 //   its terminals; the instructor token opens any attendee's terminal as a viewer (?token=, the viewer role).
 // - The server serves the page (index.html) at /w/{code} and /w/{id}/instructor as it does at /s/{id}.
 
-import type { SessionView } from "./api-types";
+import type { DemoLink, SessionView } from "./api-types";
 
 /** A workshop as anyone with its code sees it: GET /api/v1/join/{code}. */
 export interface JoinInfo {
@@ -59,6 +59,8 @@ export interface Broadcast {
 /** The attendee as they see themselves: GET /api/v1/attendee, and `event: state` of /api/v1/attendee/events. */
 export interface AttendeeView {
   state: AttendeeState;
+  /** the instructor's demo while there is one: a viewer token watches its terminals */
+  demo?: DemoLink;
   position?: number;
   starts_at?: string;
   ends_at?: string;

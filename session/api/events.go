@@ -56,7 +56,7 @@ func (a *api) attendeeEvents() http.Handler {
 		}
 		a.stream(w, r, watcher, []sseEvent{{"state", v}}, func(e workshop.Event) (sseEvent, bool) {
 			switch e.Kind {
-			case workshop.KindAttendee:
+			case workshop.KindAttendee, workshop.KindWorkshop: // their state, and the workshop's as they see it
 				v, err := a.ws.View(r.Context(), g.Workshop, g.Attendee, time.Now())
 				return sseEvent{"state", v}, err == nil
 			case workshop.KindActivity: // their own typing: nothing their page shows

@@ -102,6 +102,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"GET /api/v1/workshops 200":            workshopList{},
 		"GET " + ws + " 200":                   workshop.Detail{},
 		"POST " + ws + "/lock 200":             workshop.Workshop{},
+		"POST " + ws + "/demo 201":             workshop.Demo{},
 		"POST " + ws + "/seats 200":            workshop.Workshop{},
 		"POST " + ws + "/broadcast 200":        workshop.Message{},
 		"POST " + ws + "/extend 200":           workshop.Detail{},

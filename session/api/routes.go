@@ -47,6 +47,7 @@ func (a *api) routes() []route {
 		{"GET", "/api/v1/workshops/{id}/events", a.instructor(a.workshopEvents(), true)},
 		{"GET", "/api/v1/workshops/{id}/attendance.csv", a.instructor(a.attendance(), false)},
 		{"POST", "/api/v1/workshops/{id}/lock", instructor(a.lockWorkshop())},
+		{"POST", "/api/v1/workshops/{id}/demo", instructor(a.startDemo())},
 		{"POST", "/api/v1/workshops/{id}/seats", instructor(a.setSeats())},
 		{"POST", "/api/v1/workshops/{id}/broadcast", instructor(a.broadcast())},
 		{"POST", "/api/v1/workshops/{id}/extend", instructor(a.extendWorkshop())},

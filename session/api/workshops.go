@@ -111,6 +111,23 @@ func (a *api) lockWorkshop() http.Handler {
 	})
 }
 
+// startDemo answers 201 with the instructor's demo session, started now or the live one.
+func (a *api) startDemo() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{}
+		if err := decode(w, r, &req); err != nil {
+			fail(w, a.log, err)
+			return
+		}
+		d, err := a.ws.StartDemo(r.Context(), r.PathValue("id"))
+		if err != nil {
+			fail(w, a.log, err)
+			return
+		}
+		respond(w, http.StatusCreated, d)
+	})
+}
+
 func (a *api) setSeats() http.Handler {
 	return workshopChange(a, func(ctx context.Context, id string, req seatsRequest) (any, error) {
 		w, err := a.ws.SetSeats(ctx, id, req.Seats)

@@ -620,3 +620,55 @@ func TestWorkshopLastActivityIsTyping(t *testing.T) {
 		t.Errorf("GET after typing: last_activity %v, typed at %v", a.LastActivity, typedAt)
 	}
 }
+
+// The instructor's demo: one session per workshop, not a seat; every attendee's view carries a viewer token for
+// it that watches its terminals and does nothing else; it ends with the workshop.
+func TestWorkshopDemo(t *testing.T) {
+	s, _ := memServer(t, serverOpts{})
+	w := s.newWorkshop(map[string]any{"title": "Demo", "template": "1-node", "seats": 1, "duration": "1h"})
+	ada := s.join(w.Code, "Ada")
+	var demo workshop.Demo
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/workshops/"+w.ID+"/demo", w.InstructorToken, nil, &demo)
+	if demo.SessionID == "" || demo.Token == "" || demo.SessionID == ada.SessionID {
+		t.Fatalf("demo: %+v (Ada's session %s)", demo, ada.SessionID)
+	}
+	var again workshop.Demo
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/workshops/"+w.ID+"/demo", w.InstructorToken, nil, &again)
+	if again.SessionID != demo.SessionID {
+		t.Errorf("a second demo %s, want the live %s", again.SessionID, demo.SessionID)
+	}
+	if bob := s.join(w.Code, "Bob"); bob.State != workshop.Queued {
+		t.Errorf("the demo took Ada's only seat's place? Bob is %s", bob.State)
+	}
+	var sv sessionView
+	s.mustCall(http.StatusOK, "GET", "/api/v1/sessions/"+demo.SessionID, demo.Token, nil, &sv)
+	if sv.Workshop == nil || sv.Workshop.Title != "Demo" || len(sv.Instances) != 1 {
+		t.Errorf("the demo session: %+v", sv)
+	}
+
+	v := s.attendeeView(ada.AttendeeToken)
+	if v.Demo == nil || v.Demo.SessionID != demo.SessionID || v.Demo.ViewerToken == "" {
+		t.Fatalf("Ada's view of the demo: %+v", v.Demo)
+	}
+	viewer := v.Demo.ViewerToken
+	expectRejection(t, s.call("POST", "/api/v1/sessions/"+demo.SessionID+"/instances/node1/exec", viewer,
+		map[string][]string{"cmd": {"true"}}, nil), 403, "read_only", false)
+	expectRejection(t, s.call("POST", "/api/v1/sessions/"+ada.SessionID+"/instances/node1/exec", viewer,
+		map[string][]string{"cmd": {"true"}}, nil), 403, "wrong_session", false)
+	expectRejection(t, s.call("POST", "/api/v1/workshops/"+w.ID+"/demo", ada.AttendeeToken, nil, nil), 403, "wrong_scope", false)
+	term, _, err := s.openTerminal(t, "/api/v1/sessions/"+demo.SessionID+"/instances/node1/terminal?token="+viewer, nil, 1, 0)
+	if err != nil {
+		t.Fatalf("watch the demo: %v", err)
+	}
+	term.ws.Close()
+
+	s.mustCall(http.StatusOK, "POST", "/api/v1/workshops/"+w.ID+"/end", w.InstructorToken, map[string]string{}, nil)
+	s.mustCall(http.StatusOK, "GET", "/api/v1/sessions/"+demo.SessionID, testAdmin, nil, &sv)
+	if sv.State != session.StateEnded || sv.EndReason != session.EndWorkshopEnded {
+		t.Errorf("the demo after the workshop's end: %s %s", sv.State, sv.EndReason)
+	}
+	if v := s.attendeeView(ada.AttendeeToken); v.Demo != nil {
+		t.Errorf("Ada still sees a demo after the end: %+v", v.Demo)
+	}
+	s.mustCall(http.StatusGone, "POST", "/api/v1/workshops/"+w.ID+"/demo", w.InstructorToken, nil, nil)
+}

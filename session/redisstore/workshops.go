@@ -165,6 +165,33 @@ func (s *Workshops) Update(ctx context.Context, id string, c workshop.Change) (w
 	return w, fmt.Errorf("update workshop %s: %w", id, err)
 }
 
+// setDemo sets an open workshop's demo session if it is still the one the caller saw. KEYS record. ARGV old
+// ("" for none), new. Returns 1 if it did.
+var setDemo = redis.NewScript(`
+local data = redis.call('GET', KEYS[1])
+if not data then return redis.error_reply('missing') end
+local rec = cjson.decode(data)
+if rec.state == 'ended' then return redis.error_reply('ended') end
+if (rec.demo_session_id or '') ~= ARGV[1] then return 0 end
+rec.demo_session_id = ARGV[2]
+redis.call('SET', KEYS[1], cjson.encode(rec))
+return 1
+`)
+
+// SetDemo makes session the demo of an open workshop whose demo is still old.
+func (s *Workshops) SetDemo(ctx context.Context, id, old, demo string) (bool, error) {
+	n, err := setDemo.Run(ctx, s.rdb, []string{keyWorkshop(id)}, old, demo).Int()
+	switch {
+	case err == nil:
+		return n == 1, nil
+	case reply(err) == "missing":
+		return false, fmt.Errorf("%w: workshop %s", session.ErrNotFound, id)
+	case reply(err) == "ended":
+		return false, fmt.Errorf("%w: workshop %s", workshop.ErrOver, id)
+	}
+	return false, fmt.Errorf("set the demo of workshop %s: %w", id, err)
+}
+
 // markEnded ends a workshop once. KEYS record. ARGV ended_at. Returns 1 if this call ended it.
 var markEnded = redis.NewScript(`
 local data = redis.call('GET', KEYS[1])

@@ -25,6 +25,7 @@ type AttendeeView struct {
 	Title        string        `json:"title"`
 	EndsAt       *time.Time    `json:"ends_at,omitempty"`
 	Messages     []Message     `json:"messages"`
+	Demo         *DemoLink     `json:"demo,omitempty"` // the instructor's demo, to watch, while there is one
 }
 
 // Joined is a new attendee: their view, their token and the path of their personal page (which carries it).
@@ -91,7 +92,7 @@ func (s *Service) View(ctx context.Context, id, attendee string, since time.Time
 	a = s.withSession(ctx, w, a)
 	v := AttendeeView{AttendeeID: a.ID, Name: a.Name, State: a.State, Position: a.Position, StartsAt: w.StartsAt,
 		SessionID: a.SessionID, ExpiresAt: a.ExpiresAt, EndReason: a.EndReason, Title: w.Title, EndsAt: w.EndsAt,
-		Messages: []Message{}}
+		Messages: []Message{}, Demo: s.demoLink(ctx, w)}
 	if a.State == Active {
 		if sess, err := s.sessions.Stored(ctx, a.SessionID); err == nil {
 			v.SessionToken, err = s.sessions.Issue(session.Grant{Scope: session.ScopeSession, Session: sess.ID,

@@ -92,6 +92,11 @@ func (s *Service) Extend(ctx context.Context, id string, d time.Duration, attend
 		}
 		s.attendeeChanged(ctx, w, a.ID)
 	}
+	if attendee == "" && w.DemoSession != "" {
+		if _, err := s.sessions.Extend(ctx, w.DemoSession, d); err != nil && !errors.Is(err, session.ErrEnded) {
+			s.log.Warn("workshop: extend the demo session", "workshop", id, "err", err)
+		}
+	}
 	return s.Detail(ctx, id)
 }
 
@@ -158,6 +163,9 @@ func (s *Service) endWorkshop(ctx context.Context, w Workshop) {
 		if a.State != Ended {
 			s.endAttendee(ctx, w, a, true)
 		}
+	}
+	if w.DemoSession != "" {
+		s.endDemo(ctx, w.DemoSession, "")
 	}
 	_ = s.store.Retire(ctx, w.ID)
 }

@@ -51,6 +51,8 @@ type Workshop struct {
 	State     State      `json:"state"`
 	CreatedAt time.Time  `json:"created_at"`
 	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// DemoSession is the instructor's demo session (see StartDemo), if one was started.
+	DemoSession string `json:"demo_session_id,omitempty"`
 }
 
 // started says whether attendees get their sessions now.
@@ -123,6 +125,8 @@ type Store interface {
 	Live(ctx context.Context) ([]string, error)
 	// Update changes a live workshop (lock, seats, ends_at) and returns it.
 	Update(ctx context.Context, id string, change Change) (Workshop, error)
+	// SetDemo makes session the demo of an open workshop if its demo is still old; it reports whether it did.
+	SetDemo(ctx context.Context, id, old, session string) (bool, error)
 	// MarkEnded ends a workshop; only one caller gets true. Retire takes an ended one off the live list.
 	MarkEnded(ctx context.Context, id string, at time.Time) (bool, error)
 	Retire(ctx context.Context, id string) error
