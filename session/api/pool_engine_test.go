@@ -96,67 +96,73 @@ func TestPoolClaimOnEngine(t *testing.T) {
 	}
 }
 
-// BenchmarkPoolClaim: a session from the pool to a usable node (its first exec answering), for 1-node (the
-// first exec of `true`) and swarm-3m2w (`docker node ls` showing 5 Ready), against the same made the usual way,
-// alternating in one run, each with the engine otherwise idle; medians and ratios.
+// BenchmarkPoolClaim: a session from the pool to a usable node, against the same made the usual way, alternating
+// in one run, each with the engine otherwise idle; medians and ratios. Usable is: for 1-node, its first exec (of
+// `true`) answering, and ("1-node-shell") its terminal running a first command typed into it, the way a person
+// starts (the claim opens the first node's shell ahead); for swarm-3m2w, `docker node ls` showing 5 Ready.
 func BenchmarkPoolClaim(b *testing.B) {
 	rdb := redistest.New(b)
 	l := quota.Limits{Capacity: 30, SessionsPerClient: 50, CreationsPerClient: 1000}
 	pooled := newServer(b, rdb, serverOpts{limits: l,
 		cfg: session.Config{Pool: map[string]int{"1-node": 1, "swarm-3m2w": 1}}})
 	plain := newServer(b, rdb, serverOpts{limits: l})
-	created := map[string][]time.Duration{} // to the answer of the creation, of which the claim
-	usable := func(s *server, template, script, want string) time.Duration {
+	type kind struct{ name, template, script, want string }
+	answered := map[string][]time.Duration{} // to the answer of the creation (of which the claim)
+	usable := func(s *server, k kind) time.Duration {
 		start := time.Now()
-		c := s.create(map[string]string{"template": template})
-		created[s.URL+template] = append(created[s.URL+template], time.Since(start))
-		for {
+		c := s.create(map[string]string{"template": k.template})
+		answered[s.URL+k.name] = append(answered[s.URL+k.name], time.Since(start))
+		for k.script != "" {
 			var res execResponse
 			s.mustCall(http.StatusOK, "POST", "/api/v1/sessions/"+c.ID+"/instances/node1/exec", c.Token,
-				map[string][]string{"cmd": {"sh", "-c", script}}, &res)
-			if res.ExitCode == 0 && strings.TrimSpace(res.Stdout) == want {
+				map[string][]string{"cmd": {"sh", "-c", k.script}}, &res)
+			if res.ExitCode == 0 && strings.TrimSpace(res.Stdout) == k.want {
 				break
 			}
 			if time.Since(start) > time.Minute {
-				b.Fatalf("%s never answered %q: %+v", template, want, res)
+				b.Fatalf("%s never answered %q: %+v", k.template, k.want, res)
 			}
+		}
+		if k.script == "" {
+			wsTerminal(b, s, c, 1, "echo READY-$((6*7))").Close()
 		}
 		took := time.Since(start)
 		s.mustCall(http.StatusOK, "DELETE", "/api/v1/sessions/"+c.ID, c.Token, nil, nil)
 		return took
 	}
-	kinds := []struct{ template, script, want string }{
-		{"1-node", "true", ""},
-		{"swarm-3m2w", "docker node ls --format '{{.Status}}' | grep -c '^Ready$'", "5"},
+	kinds := []kind{
+		{"1-node", "1-node", "true", ""},
+		{"1-node-shell", "1-node", "", ""},
+		{"swarm-3m2w", "swarm-3m2w", "docker node ls --format '{{.Status}}' | grep -c '^Ready$'", "5"},
 	}
 	got := map[string][]time.Duration{}
-	measure := func(name string, s *server, template, script, want string) {
+	measure := func(name string, s *server, k kind) {
 		// Each measurement alone: the pool full and the engine settled after the refill (nodes just made keep it
 		// busy for a moment), as it is when a pooled session has waited for its person.
 		waitPool(b, pooled, "1-node", 1)
 		waitPool(b, pooled, "swarm-3m2w", 1)
 		time.Sleep(3 * time.Second)
-		got[name+template] = append(got[name+template], usable(s, template, script, want))
+		got[name+k.name] = append(got[name+k.name], usable(s, k))
 	}
 	for i := 0; i < b.N; i++ {
 		for _, k := range kinds {
 			if i%2 == 0 {
-				measure("pool ", pooled, k.template, k.script, k.want)
-				measure("plain ", plain, k.template, k.script, k.want)
+				measure("pool ", pooled, k)
+				measure("plain ", plain, k)
 			} else {
-				measure("plain ", plain, k.template, k.script, k.want)
-				measure("pool ", pooled, k.template, k.script, k.want)
+				measure("plain ", plain, k)
+				measure("pool ", pooled, k)
 			}
 		}
 	}
 	for _, k := range kinds {
-		p, n := percentile(got["pool "+k.template], 50), percentile(got["plain "+k.template], 50)
-		b.ReportMetric(ms(p), "ms-pool-"+k.template)
-		b.ReportMetric(ms(n), "ms-plain-"+k.template)
-		b.ReportMetric(float64(p)/float64(n), "ratio-"+k.template)
-		b.ReportMetric(ms(percentile(created[pooled.URL+k.template], 50)), "ms-pool-answer-"+k.template)
+		p, n := percentile(got["pool "+k.name], 50), percentile(got["plain "+k.name], 50)
+		b.ReportMetric(ms(p), "ms-pool-"+k.name)
+		b.ReportMetric(ms(n), "ms-plain-"+k.name)
+		b.ReportMetric(float64(p)/float64(n), "ratio-"+k.name)
+		b.ReportMetric(ms(percentile(answered[pooled.URL+k.name], 50)), "ms-pool-answer-"+k.name)
 	}
-	if claims := counter(b, pooled, "sandlot_pool_claims_total", "1-node") + counter(b, pooled, "sandlot_pool_claims_total", "swarm-3m2w"); int(claims) != 2*b.N {
-		b.Errorf("%v claims, want %d", claims, 2*b.N)
+	if claims := counter(b, pooled, "sandlot_pool_claims_total", "1-node") + counter(b, pooled, "sandlot_pool_claims_total", "swarm-3m2w"); int(claims) != len(kinds)*b.N {
+		b.Errorf("%v claims, want %d", claims, len(kinds)*b.N)
 	}
 }
