@@ -236,18 +236,24 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 			p.misses.WithLabelValues(template).Inc()
 			return Created{}, false, err
 		}
+		// The pool holds one fewer now: so does what it should hold, at once, or a refill started meanwhile (by
+		// the next claim's wake) would make a session for nobody. Undone if this claim gives none.
+		unseat := p.seat(req.Workshop, template)
 		out, err := s.Get(ctx, sess.ID)
 		if err != nil {
+			unseat()
 			s.End(context.WithoutCancel(ctx), sess.ID, EndError, "claimed from the pool: "+err.Error())
 			return Created{}, false, err
 		}
 		if !s.nodesUp(ctx, sess.ID, t.Nodes()) {
+			unseat()
 			s.log.Warn("pool: a pooled session's nodes are gone; dropped", "session", sess.ID, "template", template)
 			s.End(context.WithoutCancel(ctx), sess.ID, EndError, "its pooled nodes were gone when it was claimed")
 			continue
 		}
 		usage, err := admit(ctx, client, sess.ID, 0) // its nodes are counted since the pool made them
 		if err != nil {
+			unseat()
 			if back, uerr := p.store.Unclaim(context.WithoutCancel(ctx), sess.ID, template, client); uerr != nil || !back {
 				s.End(context.WithoutCancel(ctx), sess.ID, EndError, "could not go back to the pool")
 			}
@@ -257,6 +263,7 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 		usage.Instances = t.Nodes()
 		token, err := s.tokens.Issue(Grant{Scope: ScopeSession, Session: sess.ID, Expires: out.MaxExpiresAt})
 		if err != nil {
+			unseat()
 			s.End(context.WithoutCancel(ctx), sess.ID, EndError, "could not issue a token")
 			return Created{}, false, err
 		}
@@ -265,13 +272,6 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 		s.terminals.CloseMatching(sess.ID + "/")
 		if len(out.Instances) > 0 {
 			s.prewarm(sess.ID, out.Instances[0].Name)
-		}
-		if req.Workshop != "" { // one seat fewer to keep ready, in this process until its workshop asks again
-			p.mu.Lock()
-			if sizes := p.demand[WorkshopDemand(req.Workshop)]; sizes[template] > 0 {
-				sizes[template]--
-			}
-			p.mu.Unlock()
 		}
 		p.woken() // to refill
 		p.claims.WithLabelValues(template).Inc()
@@ -283,6 +283,28 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 	}
 	p.misses.WithLabelValues(template).Inc()
 	return Created{}, false, nil
+}
+
+// seat lowers a workshop's demand for template by one, in this process until the workshop asks again (a seat
+// has its session), and returns what raises it back. Without a workshop it does nothing.
+func (p *pool) seat(workshop, template string) (undo func()) {
+	if workshop == "" {
+		return func() {}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sizes := p.demand[WorkshopDemand(workshop)]
+	if sizes[template] == 0 {
+		return func() {}
+	}
+	sizes[template]--
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if sizes := p.demand[WorkshopDemand(workshop)]; sizes != nil {
+			sizes[template]++
+		}
+	}
 }
 
 // nodesUp reports whether the engine runs want nodes of a session (it may have lost them since they were made).
@@ -365,14 +387,17 @@ func (s *Service) trimPool(ctx context.Context) {
 		return
 	}
 	for _, name := range names {
-		ready, setup, err := p.store.Pooled(ctx, name)
+		ready, _, err := p.store.Pooled(ctx, name)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("pool: list pooled sessions", "template", name, "err", err)
 			}
 			continue
 		}
-		for extra := len(ready) + len(setup) - targets[name]; extra > 0 && len(ready) > 0; extra-- {
+		// Only ready sessions beyond the size: counting those in setup too would end a ready one that a claim is
+		// about to need (a rush of claims outruns the wake-ups of refills) and keep one not ready in its place.
+		// Those in setup are ended once ready, if still beyond it.
+		for extra := len(ready) - targets[name]; extra > 0; extra-- {
 			id := ready[len(ready)-1]
 			ready = ready[:len(ready)-1]
 			if s.dropPooled(ctx, name, id, EndAdmin, "the pool is smaller now") {
