@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -29,6 +30,42 @@ type page struct {
 // newPage starts a headless Debian chromium (a fresh profile, 1280x720) on the server at url.
 func newPage(t testing.TB, url string) *page {
 	t.Helper()
+	ctx := startChromium(t)
+	grantClipboard(t, ctx, url, "")
+	return &page{t: t, ctx: ctx, url: url}
+}
+
+// chromium is one browser for several people on the server at url: each of its pages is in a browser context of
+// its own (cookies, storage and cache apart, as separate browsers have), so that a room of attendees costs one
+// browser process, not one each.
+type chromium struct {
+	t   testing.TB
+	ctx context.Context
+	url string
+}
+
+// newChromium starts a headless Debian chromium (a fresh profile) on the server at url.
+func newChromium(t testing.TB, url string) *chromium {
+	t.Helper()
+	return &chromium{t: t, ctx: startChromium(t), url: url}
+}
+
+// page opens a tab (1280x720) in a new browser context: another person's browser.
+func (c *chromium) page() *page {
+	c.t.Helper()
+	ctx, cancel := chromedp.NewContext(c.ctx, chromedp.WithNewBrowserContext())
+	c.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 720)); err != nil { // the first Do opens the tab
+		c.t.Fatalf("open a tab: %v", err)
+	}
+	grantClipboard(c.t, ctx, c.url, chromedp.FromContext(ctx).BrowserContextID)
+	return &page{t: c.t, ctx: ctx, url: c.url}
+}
+
+// startChromium starts a headless Debian chromium (a fresh profile, 1280x720) and returns its first tab's context;
+// the test's end stops it.
+func startChromium(t testing.TB) context.Context {
+	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("SANDLOT_REQUIRE_DOCKER") == "1" {
@@ -41,6 +78,9 @@ func newPage(t testing.TB, url string) *page {
 		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 720),
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		// Every tab is a person looking at their own screen: none is throttled as a tab in the background.
+		chromedp.Flag("disable-background-timer-throttling", true), chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -48,15 +88,20 @@ func newPage(t testing.TB, url string) *page {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 720)); err != nil { // the first Do starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
-	// The page copies selections to the clipboard and pastes from it, as it would for a person who allowed that.
+	return ctx
+}
+
+// grantClipboard lets the pages of a browser context (the default one: "") copy selections to the clipboard and
+// paste from it, as a person who allowed that would.
+func grantClipboard(t testing.TB, ctx context.Context, url string, bc cdp.BrowserContextID) {
+	t.Helper()
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {
 		if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
 			Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
-			Setting:    browser.PermissionSettingGranted, Origin: url}); err != nil {
+			Setting:    browser.PermissionSettingGranted, Origin: url, BrowserContextID: bc}); err != nil {
 			t.Fatalf("grant %s: %v", name, err)
 		}
 	}
-	return &page{t: t, ctx: ctx, url: url}
 }
 
 func (p *page) fatalf(format string, args ...any) {

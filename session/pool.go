@@ -407,14 +407,17 @@ func (s *Service) trimPool(ctx context.Context) {
 		p.trimmed, names = true, known
 	}
 	for _, name := range names {
-		ready, setup, err := p.store.Pooled(ctx, name)
+		ready, _, err := p.store.Pooled(ctx, name)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("pool: list pooled sessions", "template", name, "err", err)
 			}
 			continue
 		}
-		for extra := len(ready) + len(setup) - targets[name]; extra > 0 && len(ready) > 0; extra-- {
+		// Only ready sessions beyond the size: counting those in setup too would end a ready one that a claim is
+		// about to need (a rush of claims outruns the wake-ups of refills) and keep one not ready in its place.
+		// Those in setup are ended once ready, if still beyond it.
+		for extra := len(ready) - targets[name]; extra > 0; extra-- {
 			id := ready[len(ready)-1]
 			ready = ready[:len(ready)-1]
 			if s.dropPooled(ctx, name, id, EndAdmin, "the pool is smaller now") {

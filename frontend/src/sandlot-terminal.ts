@@ -20,6 +20,7 @@ import { WebglAddon } from "@xterm/addon-webgl";
 import xtermCSS from "@xterm/xterm/css/xterm.css";
 import * as proto from "./protocol";
 import { copyText, readClipboard } from "./clipboard";
+import { fastWebGL } from "./gl";
 
 export type TerminalState = "connecting" | "open" | "reconnecting" | "replaced" | "exited" | "closed";
 
@@ -237,6 +238,7 @@ export class SandlotTerminal extends HTMLElement {
   }
 
   private useWebGL() {
+    if (!fastWebGL()) return; // drawn by the CPU: the DOM renderer costs less
     try {
       const gl = new WebglAddon();
       gl.onContextLoss(() => gl.dispose()); // xterm falls back to its DOM renderer

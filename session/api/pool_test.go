@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,4 +304,123 @@ func TestPoolOutOfCapacity(t *testing.T) {
 	if u, _ := s.quota.Usage(context.Background(), "", ""); u.Running != 2 {
 		t.Errorf("%d nodes reserved, want 2 (one claimed, one pooled)", u.Running)
 	}
+}
+
+// Seats claimed at once make no pooled session for nobody: each claim lowers what the pool holds for its
+// workshop as soon as it has taken a session, not after its checks (the nodes on the engine, slow here), so the
+// refills that the first claims to finish wake find nothing missing.
+func TestPoolRushMakesNoSpares(t *testing.T) {
+	ctx := context.Background()
+	nodes := &heldNodes{Nodes: memnodes.New(netip.MustParseAddr("127.0.0.1")), listDelay: time.Second}
+	s := newServer(t, redistest.New(t), serverOpts{nodes: nodes, limits: quota.Limits{Capacity: 20}})
+	const seats = 3
+	demand := session.WorkshopDemand("rush") // a workshop's demand, asked by hand: no reaper asks it again
+	s.svc.SetPoolDemand(demand, map[string]int{"1-node": seats})
+	waitPool(t, s, "1-node", seats)
+	if n := nodes.made.Load(); n != seats {
+		t.Fatalf("the pool made %d nodes for %d seats", n, seats)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, seats)
+	for i := range seats {
+		wg.Add(1)
+		go func() { // a claim each 200 ms: the first is through its checks while the others are in theirs
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 200 * time.Millisecond)
+			_, errs[i] = s.svc.Create(ctx, session.CreateRequest{Template: "1-node", Workshop: "rush"})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // the pool's ticks and the claims' wake-ups would have started refills
+	if claims := counter(t, s, "sandlot_pool_claims_total", "1-node"); claims != seats {
+		t.Errorf("%v claims, want %d", claims, seats)
+	}
+	if n := nodes.made.Load(); n != seats {
+		t.Errorf("%d nodes made for %d seats, all claimed: the pool refilled for nobody", n, seats)
+	}
+}
+
+// A fill still in setup does not make the pool end a ready session in its place when the sizes shrink: a claim
+// may be about to need the ready one. The one in setup is ended once it is ready, if still beyond the size.
+func TestPoolTrimKeepsReadySessions(t *testing.T) {
+	nodes := &heldNodes{Nodes: memnodes.New(netip.MustParseAddr("127.0.0.1"))}
+	s := newServer(t, redistest.New(t), serverOpts{nodes: nodes, limits: quota.Limits{Capacity: 20}})
+	t.Cleanup(nodes.release)
+	s.svc.SetPoolDemand("test", map[string]int{"1-node": 2})
+	ready := waitPool(t, s, "1-node", 2)
+	nodes.hold()
+	s.svc.SetPoolDemand("test", map[string]int{"1-node": 3})
+	eventually(t, 5*time.Second, "a fill in setup", func() bool {
+		_, setup, err := s.store.Pooled(context.Background(), "1-node")
+		return err == nil && len(setup) == 1
+	})
+	s.svc.SetPoolDemand("test", map[string]int{"1-node": 2})
+	time.Sleep(2500 * time.Millisecond) // the pool looks every second
+	now, setup, err := s.store.Pooled(context.Background(), "1-node")
+	slices.Sort(now)
+	if err != nil || !slices.Equal(now, ready) || len(setup) != 1 {
+		t.Fatalf("with a fill in setup beyond the size, the pool holds %v ready, %d in setup (%v); want %v ready",
+			now, len(setup), err, ready)
+	}
+	nodes.release()
+	waitPool(t, s, "1-node", 2)
+}
+
+// heldNodes is memnodes with knobs: Create waits while held (a fill stays in setup) and counts the nodes made;
+// List takes listDelay (an engine under load).
+type heldNodes struct {
+	*memnodes.Nodes
+	listDelay time.Duration
+	made      atomic.Int32
+
+	mu   sync.Mutex
+	gate chan struct{} // while not nil, Create waits until it is closed
+}
+
+func (h *heldNodes) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gate == nil {
+		h.gate = make(chan struct{})
+	}
+}
+
+func (h *heldNodes) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gate != nil {
+		close(h.gate)
+		h.gate = nil
+	}
+}
+
+func (h *heldNodes) Create(ctx context.Context, id string, spec instance.Spec) (instance.Instance, error) {
+	h.mu.Lock()
+	gate := h.gate
+	h.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return instance.Instance{}, ctx.Err()
+		}
+	}
+	h.made.Add(1)
+	return h.Nodes.Create(ctx, id, spec)
+}
+
+func (h *heldNodes) List(ctx context.Context, id string) ([]instance.Instance, error) {
+	if h.listDelay > 0 {
+		select {
+		case <-time.After(h.listDelay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return h.Nodes.List(ctx, id)
 }

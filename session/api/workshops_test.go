@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -479,6 +480,64 @@ func TestWorkshopExtend(t *testing.T) {
 	if expires(a).Sub(a0) != 15*time.Minute || expires(b).Sub(b0) != 10*time.Minute {
 		t.Errorf("sessions after extending A: %s, %s", expires(a).Sub(a0), expires(b).Sub(b0))
 	}
+}
+
+// The end of a workshop ends its attendees' sessions at once, not one after another: each end waits for the
+// removal of its nodes, and one after another the last of a room saw the end that many removals after the first.
+func TestWorkshopEndsEveryoneAtOnce(t *testing.T) {
+	nodes := &gatedDeletes{Nodes: memnodes.New(netip.MustParseAddr("127.0.0.1")), open: make(chan struct{})}
+	s := newServer(t, redistest.New(t), serverOpts{nodes: nodes})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(nodes.open) }) })
+	w := s.newWorkshop(map[string]any{"title": "T", "template": "1-node", "seats": 4})
+	var people []joined
+	for _, name := range []string{"A", "B", "C", "D"} {
+		j := s.join(w.Code, name)
+		if j.State != workshop.Active {
+			t.Fatalf("%s joined an open workshop as %s", name, j.State)
+		}
+		people = append(people, j)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ws.End(context.Background(), w.ID, "")
+		done <- err
+	}()
+	eventually(t, 5*time.Second, "every attendee's nodes being removed at once", func() bool {
+		return nodes.waiting.Load() == int32(len(people))
+	})
+	for _, p := range people {
+		if sess, err := s.store.Get(context.Background(), p.SessionID); err != nil || sess.State != session.StateEnded {
+			t.Errorf("%s's session while its nodes are removed: %s %v", p.Name, sess.State, err)
+		}
+	}
+	release.Do(func() { close(nodes.open) })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range people {
+		if v := s.attendeeView(p.AttendeeToken); v.State != workshop.Ended || v.EndReason != string(session.EndWorkshopEnded) {
+			t.Errorf("%s after the end: %s (%s)", p.Name, v.State, v.EndReason)
+		}
+	}
+}
+
+// gatedDeletes is memnodes whose session removals wait until open is closed, counting those waiting.
+type gatedDeletes struct {
+	*memnodes.Nodes
+	open    chan struct{}
+	waiting atomic.Int32
+}
+
+func (g *gatedDeletes) DeleteSession(ctx context.Context, id string) error {
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Nodes.DeleteSession(ctx, id)
 }
 
 // Codes cannot be tried faster than a room joins: each unknown code, looked up or joined, counts against the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -159,16 +160,31 @@ func (s *Service) endWorkshop(ctx context.Context, w Workshop) {
 	if err != nil {
 		return
 	}
+	// Several at once: each end waits for the removal of its nodes (a second or so), and one after another the
+	// last of a room would see the end that many seconds after the first.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, endsAtOnce)
 	for _, a := range as {
-		if a.State != Ended {
-			s.endAttendee(ctx, w, a, true)
+		if a.State == Ended {
+			continue
 		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			s.endAttendee(ctx, w, a, true)
+		}()
 	}
+	wg.Wait()
 	if w.DemoSession != "" {
 		s.endDemo(ctx, w.DemoSession, "")
 	}
 	_ = s.store.Retire(ctx, w.ID)
 }
+
+// endsAtOnce is how many attendees' sessions the end of a workshop ends at once.
+const endsAtOnce = 16
 
 // Attendance writes workshop id's attendance as CSV: name, joined_at, state, session_id, ended_at, end_reason.
 func (s *Service) Attendance(ctx context.Context, id string, out io.Writer) error {
