@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// docPage is a documentation page as a site would write it: prose, a lab of two nodes, a click-to-run block for
+// node2 and a port link. script is where sandlot-lab.js comes from.
+func docPage(script string) string {
+	return `<!doctype html><meta charset="utf-8"><title>Swarm in two steps</title>
+<h1>Swarm in two steps</h1>
+<p>Start the lab, then run this on node2:</p>
+<pre data-sandlot-run="node2">echo ran-in-$(hostname)</pre>
+<p><a id="port" href="#" data-sandlot-port="node1:8080">node1:8080</a></p>
+<sandlot-lab nodes="2"></sandlot-lab>
+<script type="module" src="` + script + `"></script>
+`
+}
+
+// docSite serves the documentation page at /docs/lab.html and records every path asked of it; with upstream
+// set, everything else is passed on to that Sandlot (so the page and the API share one origin, as when Sandlot
+// serves the page itself).
+type docSite struct {
+	*httptest.Server
+	mu     sync.Mutex
+	asked  []string
+	script string
+}
+
+func (d *docSite) setScript(src string) {
+	d.mu.Lock()
+	d.script = src
+	d.mu.Unlock()
+}
+
+func newDocSite(t *testing.T, script string, upstream string) *docSite {
+	t.Helper()
+	d := &docSite{script: script}
+	var proxy *httputil.ReverseProxy
+	if upstream != "" {
+		u, err := url.Parse(upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = httputil.NewSingleHostReverseProxy(u) // keeps the Host: to Sandlot, the page is its own
+	}
+	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		d.asked = append(d.asked, r.Method+" "+r.URL.Path)
+		script := d.script
+		d.mu.Unlock()
+		if r.URL.Path == "/docs/lab.html" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, docPage(script))
+			return
+		}
+		if proxy == nil {
+			http.NotFound(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(d.Close)
+	return d
+}
+
+func (d *docSite) apiCalls() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, a := range d.asked {
+		if strings.Contains(a, "/api/") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// labTerm is the selector of node's terminal in the page's lab.
+func labTerm(node string) string { return fmt.Sprintf(`sandlot-lab sandlot-terminal[instance=%q]`, node) }
+
+// waitLabScreen waits until node's terminal in the lab shows a line matching re.
+func (p *page) waitLabScreen(node, re string, timeout time.Duration) string {
+	p.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		var s string
+		p.eval(fmt.Sprintf(`document.querySelector(%q)?.text?.() ?? ""`, labTerm(node)), &s)
+		if rx.MatchString(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			var msg string
+			p.eval(`document.querySelector("sandlot-lab .sl-lab-msg")?.textContent ?? ""`, &msg)
+			p.fatalf("%s's terminal in the lab does not show /%s/ after %s (the lab says %q); it shows:\n%s", node, re, timeout, msg, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func labPrompt(node string) string { return `(?m)\[` + node + ` [0-9.]+\] .*[#$] ?$` }
+
+// apiRequestsSeen is what the page itself asked of any Sandlot API (fetches, scripts; not WebSockets).
+func (p *page) apiRequestsSeen() []string {
+	var out []string
+	p.eval(`performance.getEntriesByType("resource").map((e) => e.name).filter((n) => n.includes("/api/"))`, &out)
+	return out
+}
+
+// runLab is the reader's path through a documentation page with a lab: nothing is asked of the API until
+// Start; Start gives a prompt in both terminals; Run types the block into node2; a reload comes back to the same
+// lab (the same shells); End ends it and says why.
+func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []string) {
+	p.do("open the documentation page", chromedp.Navigate(pageURL))
+	p.waitJS("the lab's Start button", `document.querySelector("sandlot-lab")?.dataset.state === "idle" &&
+		!!document.querySelector("sandlot-lab .sl-lab-start") && !!document.querySelector(".sandlot-run-button")`, 20*time.Second)
+	time.Sleep(2 * time.Second) // time for anything the page would do on its own
+	if c := append(calls(), p.apiRequestsSeen()...); len(c) > 0 {
+		t.Fatalf("the page called the API before Start: %v", c)
+	}
+
+	started := time.Now()
+	p.do("Start", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-start")))
+	p.waitLabScreen("node1", labPrompt("node1"), 90*time.Second)
+	p.waitLabScreen("node2", labPrompt("node2"), 60*time.Second)
+	t.Logf("Start to a prompt in both terminals: %v", time.Since(started))
+	var id string
+	p.eval(`document.querySelector("sandlot-lab").session.id`, &id)
+	t.Cleanup(func() { deleteSession(t, srv.url, id) })
+	p.waitJS("the time left", `/^\d+:\d\d left$/.test(document.querySelector("sandlot-lab .sl-lab-left").textContent)`, 5*time.Second)
+
+	p.do("Run the block", chromedp.Click(chromedp.CSS(".sandlot-run-button")))
+	p.waitLabScreen("node2", `(?m)^ran-in-node2$`, 20*time.Second)
+	var onNode1 bool
+	if p.eval(fmt.Sprintf(`/^ran-in-/m.test(document.querySelector(%q).text())`, labTerm("node1")), &onNode1); onNode1 {
+		t.Fatal("the block for node2 ran in node1 too")
+	}
+
+	p.do("reload", chromedp.Reload())
+	p.waitJS("the lab running again", `document.querySelector("sandlot-lab")?.dataset.state === "running"`, 30*time.Second)
+	var again string
+	p.eval(`document.querySelector("sandlot-lab").session.id`, &again)
+	if again != id {
+		t.Fatalf("after a reload the lab is session %s, not %s", again, id)
+	}
+	p.waitLabScreen("node2", `(?m)^ran-in-node2$`, 20*time.Second) // the same shell, with its scrollback
+	p.waitLabScreen("node1", labPrompt("node1"), 20*time.Second)
+
+	// The port link asks for a lab link and opens it in a new tab (caught here: the page's window.open is a stand-in).
+	p.eval(`window.__tab = { location: { href: "" }, close() {} }; window.open = () => window.__tab; true`, nil)
+	p.do("open node1:8080", chromedp.Click(chromedp.CSS("#port")))
+	p.waitJS("a lab link for node1:8080", `window.__tab.location.href.includes("node1-8080-") &&
+		window.__tab.location.href.includes("sandlot_token=")`, 20*time.Second)
+
+	p.do("End", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-end")))
+	// Ended once the DELETE has its answer (the page may see the end sooner, by reading the session; a reload
+	// then would cancel the DELETE, and the server ties the teardown to that request).
+	p.waitJS("the lab ended", `document.querySelector("sandlot-lab")?.dataset.state === "ended" &&
+		!document.querySelector("sandlot-lab .sl-lab-end").disabled`, 30*time.Second)
+	if msg := p.text("sandlot-lab .sl-lab-msg"); !strings.Contains(msg, "it was ended") {
+		t.Fatalf("the ended lab says %q", msg)
+	}
+	p.do("reload after the end", chromedp.Reload())
+	p.waitJS("a fresh Start", `document.querySelector("sandlot-lab")?.dataset.state === "idle"`, 20*time.Second)
+}
+
+// A documentation page on Sandlot's own origin (a test page in front of the server, which passes everything
+// else on), the way a site that proxies Sandlot under its own name embeds a lab.
+func TestLabElementSameOrigin(t *testing.T) {
+	needEngine(t)
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin, "--node-memory", "512")
+	site := newDocSite(t, "/assets/sandlot-lab.js", srv.url)
+	p := newPage(t, site.URL)
+	runLab(t, srv, p, site.URL+"/docs/lab.html", site.apiCalls)
+}
+
+// A documentation page on another origin (a second loopback port) listed in --public-origins, loading the
+// element from Sandlot. It needs CORS on the API for listed origins; a server without it is skipped (detected by
+// a preflight, as a browser would send it).
+func TestLabElementCrossOrigin(t *testing.T) {
+	needEngine(t)
+	site := newDocSite(t, "", "")
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin, "--node-memory", "512",
+		"--public-origins", site.URL)
+	if !corsPreflightPasses(t, srv.url, site.URL) {
+		t.Skipf("the server answers no CORS preflight for an origin in --public-origins: a page on %s cannot create a session", site.URL)
+	}
+	site.setScript(srv.url + "/assets/sandlot-lab.js")
+	p := newPage(t, site.URL)
+	runLab(t, srv, p, site.URL+"/docs/lab.html", func() []string { return nil })
+}
+
+// corsPreflightPasses asks what a browser asks before a page on origin POSTs JSON to the API.
+func corsPreflightPasses(t *testing.T, server, origin string) bool {
+	t.Helper()
+	req, _ := http.NewRequest("OPTIONS", server+"/api/v1/sessions", nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode < 300 && res.Header.Get("Access-Control-Allow-Origin") == origin
+}
