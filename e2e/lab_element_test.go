@@ -88,7 +88,9 @@ func (d *docSite) apiCalls() []string {
 }
 
 // labTerm is the selector of node's terminal in the page's lab.
-func labTerm(node string) string { return fmt.Sprintf(`sandlot-lab sandlot-terminal[instance=%q]`, node) }
+func labTerm(node string) string {
+	return fmt.Sprintf(`sandlot-lab sandlot-terminal[instance=%q]`, node)
+}
 
 // waitLabScreen waits until node's terminal in the lab shows a line matching re.
 func (p *page) waitLabScreen(node, re string, timeout time.Duration) string {
