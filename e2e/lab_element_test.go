@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -36,6 +41,7 @@ type docSite struct {
 	mu     sync.Mutex
 	asked  []string
 	script string
+	page   string // the page to serve instead of docPage(script), if set
 }
 
 func (d *docSite) setScript(src string) {
@@ -44,7 +50,7 @@ func (d *docSite) setScript(src string) {
 	d.mu.Unlock()
 }
 
-func newDocSite(t *testing.T, script string, upstream string) *docSite {
+func newDocSite(t testing.TB, script string, upstream string) *docSite {
 	t.Helper()
 	d := &docSite{script: script}
 	var proxy *httputil.ReverseProxy
@@ -58,11 +64,14 @@ func newDocSite(t *testing.T, script string, upstream string) *docSite {
 	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		d.asked = append(d.asked, r.Method+" "+r.URL.Path)
-		script := d.script
+		body := d.page
+		if body == "" {
+			body = docPage(d.script)
+		}
 		d.mu.Unlock()
 		if r.URL.Path == "/docs/lab.html" {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprint(w, docPage(script))
+			fmt.Fprint(w, body)
 			return
 		}
 		if proxy == nil {
@@ -124,7 +133,8 @@ func (p *page) apiRequestsSeen() []string {
 // runLab is the reader's path through a documentation page with a lab: nothing is asked of the API until
 // Start; Start gives a prompt in both terminals; Run types the block into node2; a reload comes back to the same
 // lab (the same shells); End ends it and says why.
-func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []string) {
+// check, if not nil, looks at the session once it runs.
+func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []string, check func(id string)) {
 	p.do("open the documentation page", chromedp.Navigate(pageURL))
 	p.waitJS("the lab's Start button", `document.querySelector("sandlot-lab")?.dataset.state === "idle" &&
 		!!document.querySelector("sandlot-lab .sl-lab-start") && !!document.querySelector(".sandlot-run-button")`, 20*time.Second)
@@ -141,6 +151,9 @@ func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []str
 	var id string
 	p.eval(`document.querySelector("sandlot-lab").session.id`, &id)
 	t.Cleanup(func() { deleteSession(t, srv.url, id) })
+	if check != nil {
+		check(id)
+	}
 	p.waitJS("the time left", `/^\d+:\d\d left$/.test(document.querySelector("sandlot-lab .sl-lab-left").textContent)`, 5*time.Second)
 
 	p.do("Run the block", chromedp.Click(chromedp.CSS(".sandlot-run-button")))
@@ -174,6 +187,20 @@ func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []str
 	if msg := p.text("sandlot-lab .sl-lab-msg"); !strings.Contains(msg, "it was ended") {
 		t.Fatalf("the ended lab says %q", msg)
 	}
+	// A new lab from the ended one: the same terminals, on the new session's nodes.
+	p.do("Start a new lab", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-start")))
+	p.waitJS("a new session", fmt.Sprintf(`document.querySelector("sandlot-lab").session?.id !== %q &&
+		document.querySelector("sandlot-lab").dataset.state === "running"`, id), 90*time.Second)
+	var second string
+	p.eval(`document.querySelector("sandlot-lab").session.id`, &second)
+	t.Cleanup(func() { deleteSession(t, srv.url, second) })
+	if screen := p.waitLabScreen("node2", labPrompt("node2"), 60*time.Second); strings.Contains(screen, "ran-in-node2") {
+		t.Fatalf("node2's terminal of the new lab shows the old one's output:\n%s", screen)
+	}
+	p.do("End again", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-end")))
+	p.waitJS("the new lab ended", `document.querySelector("sandlot-lab")?.dataset.state === "ended" &&
+		!document.querySelector("sandlot-lab .sl-lab-end").disabled`, 30*time.Second)
+
 	p.do("reload after the end", chromedp.Reload())
 	p.waitJS("a fresh Start", `document.querySelector("sandlot-lab")?.dataset.state === "idle"`, 20*time.Second)
 }
@@ -185,7 +212,90 @@ func TestLabElementSameOrigin(t *testing.T) {
 	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin, "--node-memory", "512")
 	site := newDocSite(t, "/assets/sandlot-lab.js", srv.url)
 	p := newPage(t, site.URL)
-	runLab(t, srv, p, site.URL+"/docs/lab.html", site.apiCalls)
+	runLab(t, srv, p, site.URL+"/docs/lab.html", site.apiCalls, nil)
+}
+
+// The same page with a launch token from the ten-line backend of docs/embedding.md (run as written there): the
+// session is the token's (its subject is the client), and the rest goes as without one.
+func TestLabElementLaunchToken(t *testing.T) {
+	needEngine(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skipf("no node to run the backend of docs/embedding.md: %v", err)
+	}
+	secret := strings.Repeat("5a", 32)
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin, "--node-memory", "512",
+		"--integrator-keys", "docs="+secret)
+	mint := startMintBackend(t, node, secret)
+	req, _ := http.NewRequest("POST", mint, nil)
+	req.Header.Set("X-User", "ada")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || strings.Count(string(token), ".") != 2 {
+		t.Fatalf("the backend answered %d %q", res.StatusCode, token)
+	}
+	site := newDocSite(t, "/assets/sandlot-lab.js", srv.url)
+	site.page = strings.Replace(docPage("/assets/sandlot-lab.js"), `<sandlot-lab nodes="2">`,
+		`<sandlot-lab nodes="2" launch-token="`+string(token)+`">`, 1)
+	p := newPage(t, site.URL)
+	runLab(t, srv, p, site.URL+"/docs/lab.html", site.apiCalls, func(id string) {
+		var s struct {
+			Client string `json:"client"`
+		}
+		get(t, srv.url+"/api/v1/sessions/"+id, &s)
+		if s.Client != "launch:docs:ada" {
+			t.Fatalf("the lab's session is held by %q, not the launch token's subject", s.Client)
+		}
+	})
+}
+
+// startMintBackend runs the backend that docs/embedding.md gives (the js block after its mint.mjs marker) on a
+// free port, and returns its address.
+func startMintBackend(t *testing.T, node, secret string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/embedding.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<!-- mint.mjs")
+	_, rest, ok2 := strings.Cut(rest, "```js\n")
+	code, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/embedding.md has no mint.mjs block")
+	}
+	if n := strings.Count(strings.TrimSpace(code), "\n") + 1; n > 10 {
+		t.Errorf("the ten-line backend has %d lines", n)
+	}
+	file := filepath.Join(t.TempDir(), "mint.mjs")
+	if err := os.WriteFile(file, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(node, file)
+	cmd.Env = append(os.Environ(), "SANDLOT_KEY="+secret, fmt.Sprintf("PORT=%d", port))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitFor(t, 10*time.Second, "the mint backend", func() bool {
+		res, err := http.Get(addr)
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil
+	})
+	return addr
 }
 
 // A documentation page on another origin (a second loopback port) listed in --public-origins, loading the
@@ -201,7 +311,7 @@ func TestLabElementCrossOrigin(t *testing.T) {
 	}
 	site.setScript(srv.url + "/assets/sandlot-lab.js")
 	p := newPage(t, site.URL)
-	runLab(t, srv, p, site.URL+"/docs/lab.html", func() []string { return nil })
+	runLab(t, srv, p, site.URL+"/docs/lab.html", func() []string { return nil }, nil)
 }
 
 // corsPreflightPasses asks what a browser asks before a page on origin POSTs JSON to the API.

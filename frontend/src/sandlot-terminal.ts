@@ -160,9 +160,15 @@ export class SandlotTerminal extends HTMLElement {
     if (name === "session" || name === "instance" || name === "token" || name === "server") this.retarget();
   }
 
-  /** retarget connects to the shell the attributes now name (a terminal given its session late, or another one). */
+  /**
+   * retarget connects to the shell the attributes now name: a terminal given its session late, or another one (a
+   * terminal stopped because its session ended comes back to life for a new session). The same shell again is
+   * nothing to do.
+   */
   private retarget() {
-    if (!this.getAttribute("session") || this.stopped || (this.ws && this.target === this.url())) return;
+    if (!this.getAttribute("session") || (this.target === this.url() && (this.stopped || this.ws))) return;
+    this.stopped = false;
+    if (this.term) this.term.options.disableStdin = this.mode === "viewer";
     const ws = this.ws;
     this.ws = undefined; // its close is not ours to handle
     ws?.close(proto.close.normal);
