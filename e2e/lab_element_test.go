@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -364,4 +365,31 @@ func TestLabElementCrossOriginWithCORSShim(t *testing.T) {
 	var asked []string
 	preflights.Range(func(k, _ any) bool { asked = append(asked, k.(string)); return true })
 	t.Logf("preflights the page made: %v", asked)
+}
+
+// A page on an origin the server does not list: Start is refused in the page, saying why, and the API gives that
+// origin no CORS headers.
+func TestLabElementOriginNotListed(t *testing.T) {
+	needEngine(t)
+	site := newDocSite(t, "", "")
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin)
+	site.setScript(srv.url + "/assets/sandlot-lab.js")
+	if corsPreflightPasses(t, srv.url, site.URL) {
+		t.Fatalf("the server answers a preflight from %s, which it does not list", site.URL)
+	}
+	p := newPage(t, site.URL)
+	p.do("open the documentation page", chromedp.Navigate(site.URL+"/docs/lab.html"))
+	p.waitJS("the lab's Start button", `document.querySelector("sandlot-lab")?.dataset.state === "idle"`, 20*time.Second)
+	p.do("Start", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-start")))
+	p.waitJS("the refusal", `document.querySelector("sandlot-lab")?.dataset.state === "error"`, 20*time.Second)
+	if msg := p.text("sandlot-lab .sl-lab-msg"); !strings.Contains(msg, "does not allow labs on pages of "+site.URL) {
+		t.Fatalf("the refused lab says %q", msg)
+	}
+	var sessions struct {
+		Sessions []json.RawMessage `json:"sessions"`
+	}
+	get(t, srv.url+"/api/v1/sessions", &sessions)
+	if len(sessions.Sessions) != 0 {
+		t.Fatalf("a refused page made sessions: %s", sessions.Sessions)
+	}
 }

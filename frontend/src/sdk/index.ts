@@ -90,7 +90,7 @@ export class Sandlot {
       res = await this.fetcher(url, { method: e.method, headers, credentials: "omit",
         body: body === undefined ? undefined : raw ? (body as BodyInit) : JSON.stringify(body) });
     } catch {
-      throw new SandlotError(0, "unreachable", `The Sandlot server at ${this.server} does not answer (or does not allow this page).`);
+      throw await this.unanswered();
     }
     const date = Date.parse(res.headers.get("Date") ?? "");
     if (!Number.isNaN(date)) this.clockOffset = date + 500 - Date.now(); // whole seconds: aim at the middle
@@ -105,6 +105,24 @@ export class Sandlot {
     throw new SandlotError(res.status, data?.error?.code ?? `http_${res.status}`,
       data?.error?.message ?? `The server answered ${res.status} ${res.statusText}.`,
       Number(res.headers.get("Retry-After")) || undefined);
+  }
+
+  /**
+   * unanswered tells a server that does not answer from one that refuses this page's origin: a browser shows a
+   * CORS refusal to the page as no answer at all, but a request that asks for no CORS still reaches the server.
+   */
+  private async unanswered(): Promise<SandlotError> {
+    const origin = globalThis.location?.origin;
+    if (origin && origin !== this.server) {
+      try {
+        await this.fetcher(new URL("/healthz", this.server), { mode: "no-cors", credentials: "omit" });
+        return new SandlotError(0, "origin_not_allowed", `The Sandlot server at ${this.server} does not allow labs ` +
+          `on pages of ${origin}. Its operator can list this site in --public-origins.`);
+      } catch {
+        // no answer to that either: the server is away
+      }
+    }
+    return new SandlotError(0, "unreachable", `The Sandlot server at ${this.server} does not answer. Check your connection.`);
   }
 
   /** templates lists the server's templates. */
