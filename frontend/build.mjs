@@ -27,7 +27,7 @@ if (process.argv.includes("--sdk")) {
   const xterm = Object.fromEntries(Object.entries(own.dependencies).filter(([k]) => k.startsWith("@xterm/")));
   writeFileSync("dist-sdk/package.json", JSON.stringify({
     name: "@sandlot/sdk", version: own.version ?? "0.0.0", description: "Sessions, nodes, terminals and labs of a Sandlot server",
-    type: "module", license: "Apache-2.0", dependencies: xterm,
+    type: "module", dependencies: xterm,
     exports: {
       ".": { types: "./types/sdk/index.d.ts", default: "./sandlot-sdk.js" },
       "./terminal": { types: "./types/sandlot-terminal.d.ts", default: "./sandlot-terminal.js" },
