@@ -139,6 +139,9 @@ func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []str
 	p.do("open the documentation page", chromedp.Navigate(pageURL))
 	p.waitJS("the lab's Start button", `document.querySelector("sandlot-lab")?.dataset.state === "idle" &&
 		!!document.querySelector("sandlot-lab .sl-lab-start") && !!document.querySelector(".sandlot-run-button")`, 20*time.Second)
+	if t.Name() == "TestLabElementSameOrigin" {
+		p.screenshot("embedded-lab-idle")
+	}
 	time.Sleep(2 * time.Second) // time for anything the page would do on its own
 	if c := append(calls(), p.apiRequestsSeen()...); len(c) > 0 {
 		t.Fatalf("the page called the API before Start: %v", c)
@@ -155,10 +158,13 @@ func runLab(t *testing.T, srv *proc, p *page, pageURL string, calls func() []str
 	if check != nil {
 		check(id)
 	}
-	p.waitJS("the time left", `/^\d+:\d\d left$/.test(document.querySelector("sandlot-lab .sl-lab-left").textContent)`, 5*time.Second)
+	p.waitJS("the time left", `/^(\d+:)?\d+:\d\d left$/.test(document.querySelector("sandlot-lab .sl-lab-left").textContent)`, 5*time.Second)
 
 	p.do("Run the block", chromedp.Click(chromedp.CSS(".sandlot-run-button")))
 	p.waitLabScreen("node2", `(?m)^ran-in-node2$`, 20*time.Second)
+	if t.Name() == "TestLabElementSameOrigin" {
+		p.screenshot("embedded-lab")
+	}
 	var onNode1 bool
 	if p.eval(fmt.Sprintf(`/^ran-in-/m.test(document.querySelector(%q).text())`, labTerm("node1")), &onNode1); onNode1 {
 		t.Fatal("the block for node2 ran in node1 too")

@@ -44,9 +44,9 @@ sandlot-lab .sl-lab-grid { display: grid; grid-template-columns: repeat(var(--sl
 sandlot-lab .sl-lab-node { background: #14171c; }
 sandlot-lab .sl-lab-node > .sl-lab-name { padding: 2px 8px; font: 12px ui-monospace, monospace; color: #8b949e; }
 sandlot-lab sandlot-terminal { height: var(--sl-height, 320px); }
-sandlot-lab[data-state="idle"] sandlot-terminal, sandlot-lab[data-state="starting"] sandlot-terminal:not([session]) {
-  height: 0; min-height: 0; }
-sandlot-lab[data-state="idle"] .sl-lab-grid { display: none; }
+sandlot-lab sandlot-terminal:not([session]) { height: 0; min-height: 0; }
+sandlot-lab .sl-lab-node:has(sandlot-terminal:not([session])) { display: none; }
+sandlot-lab[data-state="idle"] .sl-lab-bar, sandlot-lab[data-state="error"] .sl-lab-bar { border-bottom: 0; }
 .sandlot-run { position: relative; }
 .sandlot-run > .sandlot-run-buttons { position: absolute; top: 4px; right: 4px; display: flex; gap: 4px; }
 .sandlot-run > .sandlot-run-buttons button { padding: 1px 8px; font-size: 12px; opacity: .85; }
@@ -347,8 +347,10 @@ export class SandlotLab extends HTMLElement {
     const at = this.session?.expiresAt;
     if (!at || this.session?.ended) return;
     const s = Math.max(0, Math.round((at.getTime() - Date.now()) / 1000));
-    const m = Math.floor(s / 60);
-    this.left.textContent = `${m}:${String(s % 60).padStart(2, "0")} left`;
+    const h = Math.floor(s / 3600);
+    const m = Math.floor(s / 60) % 60;
+    const mm = h ? `${h}:${String(m).padStart(2, "0")}` : String(m);
+    this.left.textContent = `${mm}:${String(s % 60).padStart(2, "0")} left`;
     this.left.className = `sl-lab-left${s < 60 ? " out" : s < 300 ? " low" : ""}`;
   }
 
