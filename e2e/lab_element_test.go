@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // docPage is a documentation page as a site would write it: prose, a lab of two nodes, a click-to-run block for
@@ -398,4 +400,40 @@ func TestLabElementOriginNotListed(t *testing.T) {
 	if len(sessions.Sessions) != 0 {
 		t.Fatalf("a refused page made sessions: %s", sessions.Sessions)
 	}
+}
+
+// A lab that asks for more nodes than its launch token allows runs with the nodes it got and says why the
+// others are missing.
+func TestLabElementNodeQuota(t *testing.T) {
+	needEngine(t)
+	secret := strings.Repeat("5a", 32)
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin, "--node-memory", "512",
+		"--integrator-keys", "docs="+secret)
+	key, _ := hex.DecodeString(secret)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "docs:one-node", "max_instances": 1,
+		"exp": time.Now().Add(2 * time.Minute).Unix()})
+	tok.Header["kid"] = "docs"
+	launch, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := newDocSite(t, "/assets/sandlot-lab.js", srv.url)
+	site.page = strings.Replace(docPage("/assets/sandlot-lab.js"), `<sandlot-lab nodes="2">`,
+		`<sandlot-lab nodes="2" launch-token="`+launch+`">`, 1)
+	p := newPage(t, site.URL)
+	p.do("open the documentation page", chromedp.Navigate(site.URL+"/docs/lab.html"))
+	p.waitJS("the lab's Start button", `document.querySelector("sandlot-lab")?.dataset.state === "idle"`, 20*time.Second)
+	p.do("Start", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-start")))
+	p.waitJS("the lab running", `document.querySelector("sandlot-lab")?.dataset.state === "running"`, 90*time.Second)
+	var id string
+	p.eval(`document.querySelector("sandlot-lab").session.id`, &id)
+	t.Cleanup(func() { deleteSession(t, srv.url, id) })
+	p.waitLabScreen("node1", labPrompt("node1"), 60*time.Second)
+	msg := p.text("sandlot-lab .sl-lab-msg")
+	var visible bool
+	p.eval(fmt.Sprintf(`document.querySelector(%q).offsetHeight > 0`, labTerm("node2")), &visible)
+	if visible || msg == "Your lab is running." || msg == "" {
+		t.Fatalf("a lab short of a node says %q (node2's terminal shown: %v)", msg, visible)
+	}
+	t.Logf("the lab says: %s", msg)
 }

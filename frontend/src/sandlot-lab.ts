@@ -259,8 +259,12 @@ export class SandlotLab extends HTMLElement {
       this.attach(s);
       this.msg.textContent = "Starting the nodes…";
       const missing = Math.max(0, this.wanted - s.nodes.length);
-      await Promise.all([terminal, ...Array.from({ length: missing }, () => s.addNode())]);
+      const added = await Promise.allSettled(Array.from({ length: missing }, () => s.addNode()));
+      await terminal;
       this.running();
+      // The session runs with the nodes it got: say why the others are missing (a quota, capacity).
+      const refused = added.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (refused) this.fail(refused.reason);
       return s;
     } catch (e) {
       this.fail(e);
