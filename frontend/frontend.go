@@ -68,6 +68,14 @@ func newAsset(name string, b []byte) asset {
 	return a
 }
 
+// sent is how many bytes a browser that takes gzip downloads for the asset.
+func (a asset) sent() int {
+	if a.gz != nil {
+		return len(a.gz)
+	}
+	return len(a.body)
+}
+
 // Built reports whether the embedded page is a real build (not the how-to-build page).
 func (s *Site) Built() bool { return s.built }
 
@@ -82,8 +90,22 @@ func (s *Site) Page() http.Handler {
 	})
 }
 
+// Embeds are the assets other pages load by a stable name: a terminal, a whole lab (which loads the terminal
+// beside it when it starts) and the SDK. They are revalidated rather than cached for ever, and served to any
+// origin (a module script from elsewhere needs CORS); what they may then do is the API's decision.
+var Embeds = []string{"sandlot-terminal.js", "sandlot-lab.js", "sandlot-sdk.js"}
+
+func isEmbed(name string) bool {
+	for _, e := range Embeds {
+		if name == e {
+			return true
+		}
+	}
+	return false
+}
+
 // Assets serves /assets/<name>. Hashed names never change their content, so they are cached for a year;
-// sandlot-terminal.js keeps its name for embedding pages and is revalidated.
+// the Embeds keep their names for embedding pages and are revalidated.
 func (s *Site) Assets() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("file")
@@ -92,11 +114,11 @@ func (s *Site) Assets() http.Handler {
 			http.Error(w, "no such asset: "+name, http.StatusNotFound)
 			return
 		}
-		if name != "sandlot-terminal.js" {
+		if !isEmbed(name) {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("Access-Control-Allow-Origin", "*") // any page may load the element's script
+			w.Header().Set("Access-Control-Allow-Origin", "*") // any page may load the script
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		serve(w, r, a)

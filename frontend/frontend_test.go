@@ -34,6 +34,7 @@ var built = fstest.MapFS{
 	"dist/index.html":                 {Data: []byte(`<!doctype html><script type="module" src="/assets/app-AAAAAAAA.js"></script>`)},
 	"dist/assets/app-AAAAAAAA.js":     {Data: bytes.Repeat([]byte("console.log('sandlot');\n"), 200)},
 	"dist/assets/sandlot-terminal.js": {Data: []byte("customElements.define('sandlot-terminal', class extends HTMLElement {})")},
+	"dist/assets/sandlot-lab.js":      {Data: []byte("customElements.define('sandlot-lab', class extends HTMLElement {})")},
 }
 
 // Without a build the page says how to make one; the API does not depend on it.
@@ -100,9 +101,11 @@ func TestAssets(t *testing.T) {
 	if w := get(t, h, "/assets/app-AAAAAAAA.js", "If-None-Match", plain.Header().Get("ETag")); w.Code != 304 || w.Body.Len() != 0 {
 		t.Fatalf("If-None-Match: %d", w.Code)
 	}
-	embed := get(t, h, "/assets/sandlot-terminal.js")
-	if embed.Header().Get("Cache-Control") != "no-cache" || embed.Header().Get("Access-Control-Allow-Origin") != "*" {
-		t.Fatalf("the element's script for other pages: %v", embed.Header())
+	for _, name := range []string{"sandlot-terminal.js", "sandlot-lab.js"} {
+		embed := get(t, h, "/assets/"+name)
+		if embed.Code != 200 || embed.Header().Get("Cache-Control") != "no-cache" || embed.Header().Get("Access-Control-Allow-Origin") != "*" {
+			t.Fatalf("%s for other pages: %d %v", name, embed.Code, embed.Header())
+		}
 	}
 	for _, path := range []string{"/assets/nope.js", "/assets/..%2findex.html", "/assets/%2e%2e%2f%2e%2e%2fgo.mod"} {
 		if w := get(t, h, path); w.Code != 404 {
@@ -118,14 +121,14 @@ func TestEmbeddedBuild(t *testing.T) {
 	if !s.Built() {
 		t.Skip("the page is not built (make ui)")
 	}
-	for _, name := range []string{"sandlot-terminal.js"} {
+	for _, name := range Embeds {
 		if _, ok := s.assets[name]; !ok {
 			t.Fatalf("the build has no %s", name)
 		}
 	}
 	index := string(s.index.body)
 	for name := range s.assets {
-		if name != "sandlot-terminal.js" && !strings.Contains(index, "/assets/"+name) {
+		if !isEmbed(name) && !strings.Contains(index, "/assets/"+name) {
 			t.Errorf("index.html does not use %s (a stale file in dist/assets?)", name)
 		}
 	}
@@ -141,15 +144,46 @@ func BenchmarkBundleSize(b *testing.B) {
 	for b.Loop() {
 		gz, raw = 0, 0
 		for name, a := range s.assets {
-			if name == "sandlot-terminal.js" {
+			if isEmbed(name) {
 				continue // for embedding pages, not loaded by this one
 			}
 			raw += len(a.body)
-			if gz += len(a.gz); a.gz == nil {
-				gz += len(a.body) // not worth compressing: sent as it is
-			}
+			gz += a.sent()
 		}
 	}
 	b.ReportMetric(float64(gz)/1024, "KiB-gzipped")
 	b.ReportMetric(float64(raw)/1024, "KiB-raw")
+}
+
+// BenchmarkEmbedSize reports what a documentation page downloads for each way of embedding, gzipped: a terminal
+// (sandlot-terminal.js), and a lab on top of a terminal (sandlot-lab.js, with its styles; it loads the terminal
+// when the lab starts). The budget for the lab on top of a terminal is 200 KiB.
+func BenchmarkEmbedSize(b *testing.B) {
+	s := Load()
+	if !s.Built() {
+		b.Skip("the page is not built (make ui)")
+	}
+	var term, lab, sdk int
+	for b.Loop() {
+		term, lab, sdk = s.assets["sandlot-terminal.js"].sent(), s.assets["sandlot-lab.js"].sent(), s.assets["sandlot-sdk.js"].sent()
+	}
+	b.ReportMetric(float64(term)/1024, "KiB-terminal-gzipped")
+	b.ReportMetric(float64(lab)/1024, "KiB-lab-over-terminal-gzipped")
+	b.ReportMetric(float64(sdk)/1024, "KiB-sdk-gzipped")
+}
+
+// TestLabWithinBudget keeps <sandlot-lab> within its budget over a terminal (200 KiB gzipped), and keeps it from
+// carrying a terminal of its own (xterm.js belongs to sandlot-terminal.js, loaded once for both).
+func TestLabWithinBudget(t *testing.T) {
+	s := Load()
+	if !s.Built() {
+		t.Skip("the page is not built (make ui)")
+	}
+	lab := s.assets["sandlot-lab.js"]
+	if n := lab.sent(); n > 200<<10 {
+		t.Errorf("sandlot-lab.js is %d bytes gzipped, over its 200 KiB budget", n)
+	}
+	if bytes.Contains(lab.body, []byte("xterm-helper-textarea")) {
+		t.Error("sandlot-lab.js carries xterm.js: it should load sandlot-terminal.js instead")
+	}
 }

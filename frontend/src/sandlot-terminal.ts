@@ -6,6 +6,8 @@
 // Attributes: session, instance (node name), token (optional: without it the session cookie is used), tab
 // (which shell of the node, 1-8, default 1), server (origin of the Sandlot server, default this page's), viewer
 // (read only), theme ("dark" or "light"), font-size (pixels).
+// An element without a session waits (no connection) until it is given one: <sandlot-lab> lays terminals out
+// before its session exists.
 // Events: "sandlot-status" with detail {state, code?}: connecting, open, reconnecting, replaced, exited, closed.
 //
 // The element never loses a keystroke it accepted: input typed while the connection is down waits (up to 64 KiB)
@@ -60,12 +62,13 @@ function adoptStyles(root: Node) {
 }
 
 export class SandlotTerminal extends HTMLElement {
-  static observedAttributes = ["theme", "font-size"];
+  static observedAttributes = ["theme", "font-size", "session", "instance", "token", "server"];
 
   private term?: Terminal;
   private fitter = new FitAddon();
   private searcher = new SearchAddon();
   private ws?: WebSocket;
+  private target = ""; // the URL ws was opened to
   private box?: HTMLDivElement;
   private observer?: ResizeObserver;
   private next = 0; // offset of the next output byte we need
@@ -155,6 +158,27 @@ export class SandlotTerminal extends HTMLElement {
       this.term.options.fontSize = this.fontSize();
       this.fit();
     }
+    if (name === "session" || name === "instance" || name === "token" || name === "server") this.retarget();
+  }
+
+  /**
+   * retarget connects to the shell the attributes now name: a terminal given its session late, or another one (a
+   * terminal stopped because its session ended comes back to life for a new session). The same shell again is
+   * nothing to do.
+   */
+  private retarget() {
+    if (!this.getAttribute("session") || (this.target === this.url() && (this.stopped || this.ws))) return;
+    this.stopped = false;
+    if (this.term) this.term.options.disableStdin = this.mode === "viewer";
+    const ws = this.ws;
+    this.ws = undefined; // its close is not ours to handle
+    ws?.close(proto.close.normal);
+    clearInterval(this.pingTimer);
+    this.next = this.consumed = this.acked = 0;
+    this.exitCode = undefined;
+    this.term?.reset();
+    this.setState("connecting");
+    queueMicrotask(() => !this.ws && this.connect()); // several attributes set in a row connect once
   }
 
   /** dispose closes the connection and frees the terminal; the shell on the node stays. */
@@ -210,6 +234,11 @@ export class SandlotTerminal extends HTMLElement {
       return { x: r.left + cellWidth / 2, y: r.top + cellHeight * (row + 0.5), cellWidth, cellHeight };
     }
     return null;
+  }
+
+  /** type sends text to the shell as if typed, each newline as Enter (sent once connected, if it is not yet). */
+  type(text: string) {
+    this.send(encoder.encode(text.replace(/\r?\n/g, "\r")));
   }
 
   /** paste types text into the shell as a paste (bracketed when the shell asks for that). */
@@ -278,9 +307,10 @@ export class SandlotTerminal extends HTMLElement {
   }
 
   private connect() {
-    if (this.stopped || !this.term) return;
+    if (this.stopped || !this.term || !this.getAttribute("session")) return;
     clearTimeout(this.retryTimer);
-    const ws = new WebSocket(this.url());
+    this.target = this.url();
+    const ws = new WebSocket(this.target);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
