@@ -110,10 +110,7 @@ func TestTryStack(t *testing.T) {
 	}
 	l := &lab{url: srv.url, ID: s.ID, Token: s.Token}
 	l.expect(t, "node1", tryCompose, "cat", "/root/stack/docker-compose.yml")
-	waitFor(t, 90*time.Second, "the stack's service to answer on its port", func() bool {
-		res, err := l.run("node1", "wget", "-qO-", "-T", "2", "http://127.0.0.1:8080/")
-		return err == nil && res.Stdout == "deployed by try\n"
-	})
+	waitServing(t, l)
 	waitFor(t, 30*time.Second, "port 8080 to show on node1", func() bool {
 		var got tried
 		getJSON(t, srv.url+"/api/v1/sessions/"+s.ID, s.Token, &got)
@@ -168,6 +165,24 @@ func TestTryButton(t *testing.T) {
 	}
 }
 
+// waitServing waits until the stack's service answers on node1's port 8080; if it does not, the task's story fails
+// the test.
+func waitServing(t *testing.T, l *lab) {
+	t.Helper()
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		res, err := l.run("node1", "wget", "-qO-", "-T", "2", "http://127.0.0.1:8080/")
+		if err == nil && res.Stdout == "deployed by try\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			ps := l.exec(t, "node1", "sh", "-c", "docker service ps --no-trunc try_web; docker ps -a; docker images; tail -n 30 /var/log/dockerd.log 2>/dev/null")
+			t.Fatalf("the stack's service does not answer on 8080: %+v %v\n%s%s", res, err, ps.Stdout, ps.Stderr)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 func getJSON(t *testing.T, url, token string, out any) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
@@ -201,19 +216,7 @@ func TestBrowserTryStack(t *testing.T) {
 	t.Cleanup(func() { deleteSession(t, srv.url, id) })
 	p.waitScreen("node1", 1, `Creating service try_web`, 30*time.Second)
 	p.waitScreen("node1", 1, `try_web +replicated +[01]/1 +web:1`, 30*time.Second)
-	l := &lab{url: srv.url, ID: id, Token: admin}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		res, err := l.run("node1", "wget", "-qO-", "-T", "2", "http://127.0.0.1:8080/")
-		if err == nil && res.Stdout == "deployed by try\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			ps := l.exec(t, "node1", "sh", "-c", "docker service ps --no-trunc try_web; docker ps -a")
-			t.Fatalf("the stack's service does not answer on 8080: %+v %v\n%s%s", res, err, ps.Stdout, ps.Stderr)
-		}
-		time.Sleep(time.Second)
-	}
+	waitServing(t, &lab{url: srv.url, ID: id, Token: admin})
 	p.waitJS("the port badge", `!!document.querySelector('li.node[data-node="node1"] span.port[data-port="8080"]')`, 30*time.Second)
 	p.screenshot("try-stack")
 
