@@ -301,7 +301,7 @@ func TestBrowserSwarmTemplate(t *testing.T) {
 	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin)
 	p := newPage(t, srv.url)
 	p.do("open the landing page", chromedp.Navigate(srv.url+"/"))
-	p.waitJS("the templates", `document.querySelectorAll("label.template").length === 5`, 10*time.Second)
+	p.waitJS("the templates", `document.querySelectorAll("label.template").length === 6`, 10*time.Second)
 	p.screenshot("landing")
 
 	p.start("swarm-3m2w")

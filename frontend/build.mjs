@@ -5,7 +5,7 @@
 // `node build.mjs --tests` builds test/*.test.ts into dist-test/ for `node --test`. Both first write src/api-types.ts
 // from the API's OpenAPI document (openapi-types.mjs), which tsc then checks the page against.
 import * as esbuild from "esbuild";
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { writeTypes } from "./openapi-types.mjs";
 
@@ -59,6 +59,7 @@ const record = (result) => {
 const js = { ...common, format: "esm", outdir: "dist/assets", metafile: true, loader: { ".css": "text" } };
 record(await esbuild.build({ ...js, entryPoints: { app: "src/main.ts" }, entryNames: "[name]-[hash]" }));
 await esbuild.build({ ...js, entryPoints: embeds });
+copyFileSync("src/try-in-sandlot.svg", "dist/assets/try-in-sandlot.svg"); // the README button, for any page to link
 record(await esbuild.build({ ...common, outdir: "dist/assets", metafile: true, entryPoints: { app: "src/app.css" },
   entryNames: "[name]-[hash]" }));
 const page = readFileSync("src/index.html", "utf8").replace(/\{\{([\w.-]+)\}\}/g, (_, n) => {

@@ -91,9 +91,9 @@ func (s *Site) Page() http.Handler {
 }
 
 // Embeds are the assets other pages load by a stable name: a terminal, a whole lab (which loads the terminal
-// beside it when it starts) and the SDK. They are revalidated rather than cached for ever, and served to any
+// beside it when it starts), the SDK and the "Try in Sandlot" button. They are revalidated rather than cached for ever, and served to any
 // origin (a module script from elsewhere needs CORS); what they may then do is the API's decision.
-var Embeds = []string{"sandlot-terminal.js", "sandlot-lab.js", "sandlot-sdk.js"}
+var Embeds = []string{"sandlot-terminal.js", "sandlot-lab.js", "sandlot-sdk.js", "try-in-sandlot.svg"}
 
 func isEmbed(name string) bool {
 	for _, e := range Embeds {

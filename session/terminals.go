@@ -28,6 +28,16 @@ func (s *Service) Terminal(ctx context.Context, id, name string, tid int) (*term
 	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, s.shell(ctx, id, name))
 }
 
+// TypeInto types text into the first terminal of a node of a live session (opening its shell if none is open),
+// where the page's terminal shows it and what it prints.
+func (s *Service) TypeInto(ctx context.Context, id, name, text string) error {
+	t, err := s.Terminal(ctx, id, name, 1)
+	if err != nil {
+		return err
+	}
+	return t.Type([]byte(text))
+}
+
 // shell opens a login shell on a node. The shell outlives the request that opened it: it ends with its
 // terminal, not with ctx.
 func (s *Service) shell(ctx context.Context, id, name string) func() (terminal.TTY, error) {

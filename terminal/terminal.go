@@ -375,6 +375,22 @@ func (t *Terminal) input(c *client, p []byte) error {
 	return err
 }
 
+// ErrClosed is what Type answers once the terminal has closed or its TTY has ended.
+var ErrClosed = errors.New("terminal: closed")
+
+// Type writes p into the TTY as if the driver had typed it, whether or not one is connected: for the server to
+// run something where the driver sees it and what it prints.
+func (t *Terminal) Type(p []byte) error {
+	t.mu.Lock()
+	done := t.closed || t.exited
+	t.mu.Unlock()
+	if done {
+		return ErrClosed
+	}
+	_, err := t.tty.Write(p)
+	return err
+}
+
 // ack records that the driver c has consumed output up to offset.
 func (t *Terminal) ack(c *client, offset uint64) {
 	t.mu.Lock()

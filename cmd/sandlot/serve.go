@@ -28,6 +28,7 @@ import (
 	"github.com/sandlot/sandlot/session/redisstore"
 	"github.com/sandlot/sandlot/session/templates"
 	"github.com/sandlot/sandlot/session/workshop"
+	"github.com/sandlot/sandlot/stackfetch"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -42,6 +43,8 @@ type serveOptions struct {
 	scrollbackKiB                                                               *int
 	terminalIdle                                                                *time.Duration
 	pool                                                                        *string
+	stackMaxKiB, stacksPerClient                                                *int
+	stackAllowLoopback                                                          *bool
 }
 
 func serveFlags(fs *flag.FlagSet) serveOptions {
@@ -67,8 +70,26 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
 		maxUploadMiB:      fs.Int64("max-upload", 32, "MiB of files one request may upload or save into a node"),
 		images:            imageFlags(fs),
-		pool:              fs.String("pool", "", "warm pool: ready sessions kept per template, like 1-node=3,swarm-3m2w=1; empty: none"),
+		stackMaxKiB:       fs.Int("stack-max-size", 256, "KiB of a compose file that Try in Sandlot (/?stack=<url>) fetches"),
+		stacksPerClient:   fs.Int("stacks-per-client", 30, "compose files one client address may have fetched (Try in Sandlot) in an hour"),
+		stackAllowLoopback: fs.Bool("stack-allow-loopback", false, "FOR TESTS ONLY: let Try in Sandlot fetch compose files from loopback addresses "+
+			"(any local service could then be fetched by a stranger's link)"),
+		pool: fs.String("pool", "", "warm pool: ready sessions kept per template, like 1-node=3,swarm-3m2w=1; empty: none"),
 	}
+}
+
+// sandlotAddresses are the addresses of this Sandlot's own making that Try in Sandlot must never fetch from, even
+// where they are not in a non-public range: the node subnets, and the image cache's address.
+func sandlotAddresses(nodeCfg instance.Config) []netip.Prefix {
+	pool := nodeCfg.SubnetPool
+	if !pool.IsValid() {
+		pool = instance.DefaultSubnetPool
+	}
+	out := []netip.Prefix{pool}
+	if m := nodeCfg.ImageMirror; m.IsValid() && !m.Addr().IsLoopback() {
+		out = append(out, netip.PrefixFrom(m.Addr(), m.Addr().BitLen()))
+	}
+	return out
 }
 
 func defaultDataDir() string {
@@ -176,8 +197,17 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
 	workshops := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)
 	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
+	if *o.stackMaxKiB < 1 {
+		return fmt.Errorf("--stack-max-size %d: at least 1 (KiB)", *o.stackMaxKiB)
+	}
+	if *o.stackAllowLoopback {
+		log.Warn("--stack-allow-loopback: Try in Sandlot fetches compose files from loopback addresses; for tests only")
+	}
 	handler := api.NewHandler(svc, workshops, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
-		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache}, log)
+		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache,
+		Stacks: stackfetch.Config{MaxSize: int64(*o.stackMaxKiB) << 10, AllowLoopback: *o.stackAllowLoopback,
+			Blocked: sandlotAddresses(nodeCfg)},
+		StacksPerClient: *o.stacksPerClient}, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {

@@ -2,7 +2,7 @@
 
 export interface ErrorBody {
   error: {
-    /** Why, for programs (the message is for people). 400 invalid_request (a malformed body, an unknown field, a bad value), bad_path (a path the files API refuses); 401 no_token, bad_token; 403 wrong_session (the token is for another session), read_only (a viewer token: it may only open terminals), wrong_scope (a lab link's token: not for the API), not_admin, bad_origin (a browser request whose Origin is neither Sandlot's own nor one of --public-origins, on a call that changes something); 404 not_found; 405 method_not_allowed; 408 slow_body; 409 conflict, not_running, is_directory, not_directory; 410 session_ended; 413 too_large; 415 unsupported_media_type; 429 too_many_sessions, rate_limited, instance_quota, too_many_execs, too_many_connections, too_many_uploads; 500 internal; 503 out_of_capacity, engine_unavailable, not_ready. New codes may appear: treat an unknown one by its status. */
+    /** Why, for programs (the message is for people). 400 invalid_request (a malformed body, an unknown field, a bad value), bad_path (a path the files API refuses), bad_stack_url; 401 no_token, bad_token; 403 wrong_session (the token is for another session), read_only (a viewer token: it may only open terminals), wrong_scope (a lab link's token: not for the API), not_admin, stack_refused, bad_origin (a browser request whose Origin is neither Sandlot's own nor one of --public-origins, on a call that changes something); 404 not_found; 405 method_not_allowed; 408 slow_body; 409 conflict, not_running, is_directory, not_directory; 410 session_ended; 413 too_large, stack_too_large; 415 unsupported_media_type; 422 not_compose; 429 too_many_sessions, rate_limited, instance_quota, too_many_execs, too_many_connections, too_many_uploads; 500 internal; 502 stack_fetch_failed; 503 out_of_capacity, engine_unavailable, not_ready; 504 stack_timeout. New codes may appear: treat an unknown one by its status. */
     code: string;
     /** what went wrong, in a sentence for the learner */
     message: string;
@@ -431,3 +431,29 @@ export interface DemoLink {
   /** a viewer token: give it as ?token= to the terminal route of the demo session's nodes */
   viewer_token: string;
 }
+
+export interface TryRequest {
+  /** the http(s) URL of a compose file */
+  stack: string;
+}
+
+/** What docker stack deploy did in the node. */
+export interface StackDeploy {
+  /** the compose file's URL, as asked */
+  url: string;
+  /** the node it was deployed in: node1 */
+  node: string;
+  /** the compose file's path in the node */
+  file: string;
+  /** the stack's name */
+  stack: string;
+  /** docker stack deploy's; -1 when Sandlot could not run it (output says why) */
+  exit_code: number;
+  /** what it printed, stdout and stderr */
+  output: string;
+}
+
+/** The session made for a stack, and the stack's deploy. */
+export type TryResult = SessionView & {
+  deploy: StackDeploy;
+};

@@ -4,7 +4,7 @@
 
 import type {
   AddInstanceRequest, CreateSessionRequest, Demo, ErrorBody, ExtendRequest, FileWritten, FilesWritten, Instance, LabLink,
-  LinkRequest, SessionView, SetupRequest, TemplateList, Tree,
+  LinkRequest, SessionView, SetupRequest, TemplateList, Tree, TryRequest, TryResult,
 } from "./api-types";
 import type {
   AttendeeView, BroadcastRequest, EndWorkshopRequest, ExtendWorkshopRequest, JoinInfo, Joined, JoinRequest, LockRequest,
@@ -114,6 +114,8 @@ export const api = {
   templates: () => call<TemplateList>("GET", `${base}/templates`).then((r) => r.templates),
   createSession: (template = "") =>
     call<SessionView>("POST", `${base}/sessions`, (template ? { template } : {}) satisfies CreateSessionRequest),
+  /** tryStack makes a session of one swarm node with the compose file at stack deployed in it (Try in Sandlot). */
+  tryStack: (stack: string) => call<TryResult>("POST", `${base}/try`, { stack } satisfies TryRequest),
   session: (id: string) => call<WorkshopSessionView>("GET", sessionPath(id), undefined, sessionToken(id)),
   setup: (id: string, template: string) =>
     call<SessionView>("POST", `${sessionPath(id)}/setup`, { template } satisfies SetupRequest, sessionToken(id)),

@@ -20,6 +20,7 @@ import (
 	"github.com/sandlot/sandlot/session"
 	"github.com/sandlot/sandlot/session/labproxy"
 	"github.com/sandlot/sandlot/session/workshop"
+	"github.com/sandlot/sandlot/stackfetch"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 	UploadsPerClient int
 	Images           ImageCache // nil: no image cache of its own
 	MaxImport        int64      // bytes of a `docker save` archive an import takes; default DefaultMaxImport
+	// Stacks is the policy of "Try in Sandlot" fetches (package stackfetch); StacksPerClient is how many one
+	// client address may fetch an hour (one at a time), default 30.
+	Stacks          stackfetch.Config
+	StacksPerClient int
 }
 
 // DefaultMaxExecOutput is how much of each stream of an exec is answered: with base64 (at most 4/3 of it) both
@@ -56,6 +61,9 @@ func (c Config) withDefaults() Config {
 	if c.UploadsPerClient <= 0 {
 		c.UploadsPerClient = 4
 	}
+	if c.StacksPerClient <= 0 {
+		c.StacksPerClient = 30
+	}
 	return c
 }
 
@@ -69,6 +77,8 @@ type api struct {
 	origins  map[string]bool
 	sockets  *perClient // WebSockets open, by client address
 	uploads  *perClient // uploads being read, by client address
+	stacks   *stackfetch.Fetcher
+	fetches  *fetchLimit // stacks fetched, by client address
 	log      *slog.Logger
 }
 
@@ -99,7 +109,8 @@ func newAPI(svc *session.Service, proxy *labproxy.Proxy, cfg Config, log *slog.L
 	cfg = cfg.withDefaults()
 	a := &api{svc: svc, proxy: proxy, cfg: cfg, upgrader: terminal.NewUpgrader(cfg.Origins), site: frontend.Load(),
 		origins: map[string]bool{}, sockets: newPerClient(cfg.SocketsPerClient),
-		uploads: newPerClient(cfg.UploadsPerClient), log: log}
+		uploads: newPerClient(cfg.UploadsPerClient), log: log,
+		stacks: stackfetch.New(cfg.Stacks), fetches: newFetchLimit(cfg.StacksPerClient, time.Hour)}
 	for _, o := range cfg.Origins {
 		a.origins[o] = true
 	}
@@ -152,7 +163,8 @@ func (a *api) view(ctx context.Context, s session.Session, token string, usage .
 	return v
 }
 
-// page is the web page (package frontend): the landing page at /, a session's page at /s/{id}.
+// page is the web page (package frontend): the landing page at / (which, given ?stack=, tries that stack, like
+// /try?stack=), a session's page at /s/{id}.
 func (a *api) page() http.Handler { return a.site.Page() }
 
 // assets are the page's scripts and stylesheets, and sandlot-terminal.js for pages that embed a terminal.

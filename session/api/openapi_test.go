@@ -79,6 +79,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 	const s, n = "/api/v1/sessions/{id}", "/api/v1/sessions/{id}/instances/{name}"
 	answers = map[string]any{
 		"POST /api/v1/sessions 201":            sessionView{},
+		"POST /api/v1/try 201":                 tryResponse{},
 		"GET /api/v1/sessions 200":             sessionList{},
 		"GET " + s + " 200":                    sessionView{},
 		"DELETE " + s + " 200":                 sessionView{},
@@ -115,6 +116,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 	}
 	requests = map[string]any{
 		"POST /api/v1/sessions":            createSessionRequest{},
+		"POST /api/v1/try":                 tryRequest{},
 		"POST " + s + "/extend":            extendRequest{},
 		"POST " + s + "/setup":             setupRequest{},
 		"POST " + s + "/instances":         addInstanceRequest{},

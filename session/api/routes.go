@@ -23,6 +23,7 @@ func (a *api) routes() []route {
 	return []route{
 		{"POST", "/api/v1/sessions", a.stateChanging(jsonBody, a.createSession())},
 		{"GET", "/api/v1/sessions", a.admin(a.listSessions())},
+		{"POST", "/api/v1/try", a.stateChanging(jsonBody, a.tryStack())}, // "Try in Sandlot": a stack in a new session
 		{"GET", "/api/v1/sessions/{id}", a.session(session.PermDrive, a.getSession())},
 		{"DELETE", "/api/v1/sessions/{id}", change(session.PermDrive, a.deleteSession())},
 		{"POST", "/api/v1/sessions/{id}/extend", change(session.PermDrive, a.extendSession())},
@@ -62,6 +63,7 @@ func (a *api) routes() []route {
 		{"POST", "/api/v1/images/import", a.stateChanging(rawBody, a.admin(a.importImages()))},
 		{"GET", "/api/v1/openapi.json", a.openAPI()},
 		{"GET", "/{$}", a.page()},
+		{"GET", "/try", a.page()},
 		{"GET", "/s/{id}", a.page()},
 		{"GET", "/w/{code}", a.page()},
 		{"GET", "/w/{id}/instructor", a.page()},

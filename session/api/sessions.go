@@ -49,11 +49,16 @@ func (a *api) createSession() http.Handler {
 			fail(w, a.log, err)
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: cookieName(created.Session.ID), Value: created.Token, Path: "/",
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.cfg.SecureCookies,
-			Expires: created.Session.MaxExpiresAt})
+		a.setSessionCookie(w, created)
 		respond(w, http.StatusCreated, a.view(r.Context(), created.Session, created.Token, created.Usage))
 	})
+}
+
+// setSessionCookie gives the page that made a session its token as a cookie.
+func (a *api) setSessionCookie(w http.ResponseWriter, created session.Created) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName(created.Session.ID), Value: created.Token, Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.cfg.SecureCookies,
+		Expires: created.Session.MaxExpiresAt})
 }
 
 func (a *api) listSessions() http.Handler {

@@ -25,7 +25,7 @@ func TestTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][2]int{"1-node": {0, 1}, "swarm-1m1w": {1, 1}, "swarm-3m2w": {3, 2}, "swarm-5m": {5, 0}}
+	want := map[string][2]int{"1-node": {0, 1}, "swarm-1m1w": {1, 1}, "swarm-3m2w": {3, 2}, "swarm-5m": {5, 0}, "1-node-swarm": {1, 0}}
 	for name, mw := range want {
 		if tmpl, ok := ts[name]; !ok || tmpl.Managers != mw[0] || tmpl.Workers != mw[1] {
 			t.Errorf("template %s: %+v", name, tmpl)
