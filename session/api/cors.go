@@ -21,7 +21,6 @@ const (
 	corsExposed = "Retry-After, Content-Disposition"
 )
 
-
 // cors answers preflights and adds CORS headers for the listed origins, on every path but the lab proxy's (a lab
 // is the learner's own web server: its answers are its own business).
 func (a *api) cors(next http.Handler) http.Handler {
