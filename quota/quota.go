@@ -20,7 +20,10 @@ type Limits struct {
 	CreationsPerClient int // sessions one client may start per RateWindow; default 30
 	// JoinsPerClient is how many times one address may join workshops per RateWindow; default 10 times
 	// CreationsPerClient, since a whole room may sit behind one address.
-	JoinsPerClient      int
+	JoinsPerClient int
+	// SessionsPerOrigin is how many sessions may run at once that were started anonymously from pages of one
+	// listed origin (a documentation site): its readers together; default 50.
+	SessionsPerOrigin   int
 	RateWindow          time.Duration // default 1 h
 	InstancesPerSession int           // nodes of one session; default 5
 	Capacity            int           // nodes running on this host at once; required
@@ -37,6 +40,9 @@ func (l Limits) withDefaults() Limits {
 	if l.JoinsPerClient == 0 {
 		l.JoinsPerClient = 10 * l.CreationsPerClient
 	}
+	if l.SessionsPerOrigin == 0 {
+		l.SessionsPerOrigin = 50
+	}
 	if l.RateWindow == 0 {
 		l.RateWindow = time.Hour
 	}
@@ -51,7 +57,7 @@ func (l Limits) withDefaults() Limits {
 
 // Rejection is a refused request: a code for programs, a message for people, and when to try again.
 type Rejection struct {
-	Code       string // too_many_sessions, rate_limited, instance_quota, out_of_capacity
+	Code       string // too_many_sessions, origin_quota, rate_limited, instance_quota, out_of_capacity
 	Message    string
 	RetryAfter time.Duration // zero when waiting will not help
 }
@@ -61,6 +67,7 @@ func (r *Rejection) Error() string { return r.Message }
 // The rejection codes.
 const (
 	CodeTooManySessions = "too_many_sessions"
+	CodeOriginQuota     = "origin_quota"
 	CodeRateLimited     = "rate_limited"
 	CodeInstanceQuota   = "instance_quota"
 	CodeOutOfCapacity   = "out_of_capacity"
@@ -89,17 +96,28 @@ const prefix = "sandlot:quota:"
 func clientSessionsKey(client string) string { return prefix + "client:" + client + ":sessions" }
 func clientRateKey(client string) string     { return prefix + "client:" + client + ":starts" }
 func sessionNodesKey(session string) string  { return prefix + "session:" + session + ":nodes" }
+func sessionOriginKey(session string) string { return prefix + "session:" + session + ":origin" }
 
-const runningKey = prefix + "running"
+const (
+	runningKey = prefix + "running"
+	// originsKey is a hash: for each listed origin, how many sessions started from its pages run now. A session
+	// counted there has its origin under sessionOriginKey, so that ending it gives its place back exactly once.
+	originsKey = prefix + "origins"
+)
 
-// admitScript: KEYS client sessions set, client starts zset, session nodes counter, global running counter.
-// ARGV session id, now (ms), window (ms), max sessions, max starts, nodes wanted, max nodes a session, capacity.
+// admitScript: KEYS client sessions set, client starts zset, session nodes counter, global running counter,
+// session origin key, origins hash. ARGV session id, now (ms), window (ms), max sessions, max starts, nodes wanted,
+// max nodes a session, capacity, origin ("" for none), max sessions of an origin.
 // Returns {code, retry-after ms}; code "" is admitted.
 var admitScript = redis.NewScript(`
 local now, window = tonumber(ARGV[2]), tonumber(ARGV[3])
 local nodes, perSession, capacity = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local origin = ARGV[9]
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {'', 0} end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[4]) then return {'too_many_sessions', 0} end
+if origin ~= '' and tonumber(redis.call('HGET', KEYS[6], origin) or '0') >= tonumber(ARGV[10]) then
+  return {'origin_quota', 0}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -115,17 +133,27 @@ if nodes > 0 then
   redis.call('INCRBY', KEYS[3], nodes)
   running = redis.call('INCRBY', KEYS[4], nodes)
 end
+if origin ~= '' and redis.call('SET', KEYS[5], origin, 'NX') then
+  redis.call('HINCRBY', KEYS[6], origin, 1)
+end
 return {'', 0, sessions, running}
 `)
 
 // AdmitSession admits a new session of client that will start with nodes nodes, reserving them, and returns what
 // the client and session hold now. Admitting the same session again is a no-op. A refusal is a *Rejection.
 func (q *Quota) AdmitSession(ctx context.Context, client, session string, nodes int) (Usage, error) {
+	return q.AdmitSessionFrom(ctx, client, "", session, nodes)
+}
+
+// AdmitSessionFrom is AdmitSession for a session started anonymously from a page of a listed origin (none: ""):
+// the origin's running sessions are bounded too (SessionsPerOrigin), in the same decision as the client's.
+func (q *Quota) AdmitSessionFrom(ctx context.Context, client, origin, session string, nodes int) (Usage, error) {
 	l := q.limits
 	res, err := admitScript.Run(ctx, q.rdb,
-		[]string{clientSessionsKey(client), clientRateKey(client), sessionNodesKey(session), runningKey},
+		[]string{clientSessionsKey(client), clientRateKey(client), sessionNodesKey(session), runningKey,
+			sessionOriginKey(session), originsKey},
 		session, time.Now().UnixMilli(), l.RateWindow.Milliseconds(), l.SessionsPerClient, l.CreationsPerClient,
-		nodes, l.InstancesPerSession, l.Capacity).Slice()
+		nodes, l.InstancesPerSession, l.Capacity, origin, l.SessionsPerOrigin).Slice()
 	if err != nil {
 		return Usage{}, fmt.Errorf("quota: admit session: %w", err)
 	}
@@ -139,6 +167,15 @@ func (q *Quota) AdmitSession(ctx context.Context, client, session string, nodes 
 		u.ClientSessions, u.Running = int(sessions), int(running)
 	}
 	return u, nil
+}
+
+// OriginSessions is how many sessions started from pages of origin run now.
+func (q *Quota) OriginSessions(ctx context.Context, origin string) (int, error) {
+	n, err := q.rdb.HGet(ctx, originsKey, origin).Int()
+	if err == redis.Nil {
+		return 0, nil
+	}
+	return n, err
 }
 
 // seatScript: KEYS session nodes counter, global running counter. ARGV nodes wanted, max nodes a session,
@@ -253,7 +290,8 @@ func (q *Quota) ReleaseInstance(ctx context.Context, session string) error {
 	return releaseScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey}, 1).Err()
 }
 
-// endScript: KEYS session nodes counter, global running counter, client sessions set. ARGV session id.
+// endScript: KEYS session nodes counter, global running counter, client sessions set, session origin key,
+// origins hash. ARGV session id.
 var endScript = redis.NewScript(`
 local mine = tonumber(redis.call('GET', KEYS[1]) or '0')
 if mine > 0 then
@@ -261,13 +299,19 @@ if mine > 0 then
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[3], ARGV[1])
+local origin = redis.call('GET', KEYS[4])
+if origin then
+  if redis.call('HINCRBY', KEYS[5], origin, -1) <= 0 then redis.call('HDEL', KEYS[5], origin) end
+  redis.call('DEL', KEYS[4])
+end
 return mine
 `)
 
-// EndSession gives back everything session held: its place among its client's sessions and all its nodes.
+// EndSession gives back everything session held: its place among its client's sessions and its origin's, and all
+// its nodes.
 func (q *Quota) EndSession(ctx context.Context, client, session string) error {
-	err := endScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey, clientSessionsKey(client)},
-		session).Err()
+	err := endScript.Run(ctx, q.rdb, []string{sessionNodesKey(session), runningKey, clientSessionsKey(client),
+		sessionOriginKey(session), originsKey}, session).Err()
 	if err != nil {
 		return fmt.Errorf("quota: end session: %w", err)
 	}
@@ -311,6 +355,9 @@ func (q *Quota) rejection(res []any) error {
 	case CodeTooManySessions:
 		r.Message = fmt.Sprintf("you already have %d sessions running, the most allowed; end one to start another",
 			l.SessionsPerClient)
+	case CodeOriginQuota:
+		r.Message = fmt.Sprintf("%d sessions started from this site run already, the most it may have at once; try again later",
+			l.SessionsPerOrigin)
 	case CodeRateLimited:
 		r.Message = fmt.Sprintf("you started %d sessions in the last %s, the most allowed; try again in %s",
 			l.CreationsPerClient, l.RateWindow, r.RetryAfter.Round(time.Second))

@@ -128,3 +128,79 @@ func TestAdmitReturnsUsage(t *testing.T) {
 		t.Fatalf("usage %+v, %v", u, err)
 	}
 }
+
+// Sessions started from one listed origin are bounded together, across its readers, in the same decision as each
+// reader's own limits; ending one gives its place back once, however often it is ended.
+func TestSessionsPerOrigin(t *testing.T) {
+	ctx := context.Background()
+	q, err := New(redistest.New(t), Limits{SessionsPerClient: 2, SessionsPerOrigin: 3, Capacity: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(client, origin, session string) func() error {
+		return func() error { _, err := q.AdmitSessionFrom(ctx, client, origin, session, 0); return err }
+	}
+	docs, other := "https://docs.example.com", "https://other.example.com"
+	steps := []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"ann from docs", from("ann", docs, "s1"), ""},
+		{"ann again from docs", from("ann", docs, "s2"), ""},
+		{"ann's third: her own limit first", from("ann", docs, "s3"), CodeTooManySessions},
+		{"bob from docs", from("bob", docs, "s4"), ""},
+		{"the same session again is a no-op", from("bob", docs, "s4"), ""},
+		{"cat from docs: the origin's limit", from("cat", docs, "s5"), CodeOriginQuota},
+		{"cat from another origin", from("cat", other, "s6"), ""},
+		{"cat with no origin", from("cat", "", "s7"), ""},
+		{"s1 ends", func() error { return q.EndSession(ctx, "ann", "s1") }, ""},
+		{"s1 ends again", func() error { return q.EndSession(ctx, "ann", "s1") }, ""},
+		{"dan from docs now fits", from("dan", docs, "s8"), ""},
+		{"eve from docs: full again", from("eve", docs, "s9"), CodeOriginQuota},
+	}
+	for _, s := range steps {
+		if got := code(s.do()); got != s.want {
+			t.Fatalf("%s: got %q, want %q", s.name, got, s.want)
+		}
+	}
+	for origin, want := range map[string]int{docs: 3, other: 1} {
+		if n, err := q.OriginSessions(ctx, origin); err != nil || n != want {
+			t.Errorf("%s runs %d sessions (%v), want %d", origin, n, err, want)
+		}
+	}
+	for _, s := range []struct{ client, id string }{{"ann", "s2"}, {"bob", "s4"}, {"dan", "s8"}, {"cat", "s6"}} {
+		if err := q.EndSession(ctx, s.client, s.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := q.OriginSessions(ctx, docs); err != nil || n != 0 {
+		t.Errorf("after every session ended, docs runs %d (%v)", n, err)
+	}
+}
+
+// Many readers of one origin at once never together pass the origin's limit.
+func TestSessionsPerOriginConcurrently(t *testing.T) {
+	ctx := context.Background()
+	q, err := New(redistest.New(t), Limits{SessionsPerOrigin: 7, Capacity: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admitted atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := q.AdmitSessionFrom(ctx, fmt.Sprint("reader", i), "https://docs.example.com", fmt.Sprint("s", i), 0); err == nil {
+				admitted.Add(1)
+			} else if code(err) != CodeOriginQuota {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 7 {
+		t.Fatalf("%d admitted, want 7", n)
+	}
+}

@@ -258,7 +258,7 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 	if p == nil || p.targets()[template] == 0 || !ok || t.Nodes() > maxInstances {
 		return Created{}, false, nil
 	}
-	admit := s.quota.AdmitSession
+	admit := s.admission(req)
 	if req.Workshop != "" {
 		client, admit = "workshop:"+req.Workshop, s.quota.AdmitSeat
 	}

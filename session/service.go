@@ -117,6 +117,9 @@ type CreateRequest struct {
 	Client   string
 	Launch   *LaunchClaims
 	Workshop string
+	// Origin, when set, is the listed origin (--public-origins) whose page asks for the session anonymously: the
+	// origin's readers together are bounded too (quota.Limits.SessionsPerOrigin).
+	Origin string
 }
 
 // Created is a new session, its token, and what its client holds.
@@ -176,7 +179,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		nodes = tmpl.Nodes()
 	}
 	admitStart := time.Now()
-	admit := s.quota.AdmitSession
+	admit := s.admission(req)
 	if req.Workshop != "" {
 		req.Client, admit = "workshop:"+req.Workshop, s.quota.AdmitSeat
 	}
@@ -221,6 +224,16 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	}
 	out, err := s.Get(ctx, id)
 	return Created{Session: out, Token: token, Usage: usage}, err
+}
+
+// admission is how req's session is admitted: against its client's limits, and its origin's when it has one.
+func (s *Service) admission(req CreateRequest) func(ctx context.Context, client, session string, nodes int) (quota.Usage, error) {
+	if req.Origin == "" || req.Launch != nil {
+		return s.quota.AdmitSession
+	}
+	return func(ctx context.Context, client, session string, nodes int) (quota.Usage, error) {
+		return s.quota.AdmitSessionFrom(ctx, client, req.Origin, session, nodes)
+	}
 }
 
 // Get returns a session with its nodes' current status (from the engine, for live sessions) and the ports they
@@ -636,6 +649,9 @@ func (s *Service) Check(ctx context.Context, g Grant, id string, p Permission) e
 	}
 	return g.Allows(t, p)
 }
+
+// Subkey is a key for purpose derived from the signing key (see Tokens.Subkey): the same in every process.
+func (s *Service) Subkey(purpose string) []byte { return s.tokens.Subkey(purpose) }
 
 // Issue signs a token for g (see Tokens.Issue): the workshops' instructor and attendee tokens.
 func (s *Service) Issue(g Grant) (string, error) { return s.tokens.Issue(g) }

@@ -36,6 +36,8 @@ type serveOptions struct {
 	listen, data, redisURL, adminToken, signingKey, integrators, trustedProxies *string
 	defaultDuration, maxDuration                                                *time.Duration
 	maxInstances, sessionsPerClient, sessionsPerHour, joinsPerHour, capacity    *int
+	sessionsPerOrigin                                                           *int
+	pwdCompat                                                                   *bool
 	maxUploadMiB                                                                *int64
 	images                                                                      imageSettings
 	secureCookies                                                               *bool
@@ -64,7 +66,9 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		joinsPerHour:      fs.Int("joins-per-client", 300, "workshop joins from one address in an hour (a room may share one)"),
 		capacity:          fs.Int("capacity", 0, "nodes this host runs at once; 0: 90% of host memory / node memory"),
 		secureCookies:     fs.Bool("secure-cookies", false, "mark session cookies Secure (serve behind TLS)"),
-		origins:           fs.String("public-origins", "", "origins allowed to open terminals (https://labs.example.com,...); empty: same host only"),
+		origins:           fs.String("public-origins", "", "origins (documentation sites) whose pages may use the API, with CORS: start sessions, open terminals (https://docs.example.com,...); empty: same host only"),
+		sessionsPerOrigin: fs.Int("sessions-per-origin", 50, "sessions started anonymously from the pages of one --public-origins origin that may run at once"),
+		pwdCompat:         fs.Bool("pwd-compat", false, "serve Play-with-Docker's HTTP API and terminal WebSocket (POST /, /sessions/...; see docs/pwd-compat.md)"),
 		labDomain:         fs.String("lab-domain", "localhost", "lab links are <node>-<port>-<session>.<lab-domain> (needs wildcard DNS and, with TLS, a wildcard certificate)"),
 		scrollbackKiB:     fs.Int("scrollback", 1024, "KiB of terminal output kept for reconnecting clients (at least 1024)"),
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
@@ -105,6 +109,9 @@ func defaultDataDir() string {
 // serve runs the server until ctx is done, then stops accepting, lets calls in flight finish (30 s at most) and
 // stops its Redis. Sessions live on in Redis and their nodes keep running.
 func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout, stderr io.Writer) error {
+	if *o.sessionsPerOrigin < 1 {
+		return fmt.Errorf("--sessions-per-origin %d: at least 1", *o.sessionsPerOrigin)
+	}
 	if *o.maxUploadMiB < 1 {
 		return fmt.Errorf("--max-upload %d: at least 1 (MiB)", *o.maxUploadMiB)
 	}
@@ -172,8 +179,8 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	}
 	q, err := quota.New(rdb, quota.Limits{SessionsPerClient: *o.sessionsPerClient,
 		CreationsPerClient: *o.sessionsPerHour, JoinsPerClient: *o.joinsPerHour, RateWindow: time.Hour,
-		InstancesPerSession: *o.maxInstances,
-		Capacity:            capacity})
+		InstancesPerSession: *o.maxInstances, SessionsPerOrigin: *o.sessionsPerOrigin,
+		Capacity: capacity})
 	if err != nil {
 		return err
 	}
@@ -207,7 +214,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache,
 		Stacks: stackfetch.Config{MaxSize: int64(*o.stackMaxKiB) << 10, AllowLoopback: *o.stackAllowLoopback,
 			Blocked: sandlotAddresses(nodeCfg)},
-		StacksPerClient: *o.stacksPerClient}, log)
+		StacksPerClient: *o.stacksPerClient, PWDCompat: *o.pwdCompat}, log)
 
 	ln, err := net.Listen("tcp", *o.listen)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session"
 	"github.com/sandlot/sandlot/session/labproxy"
+	"github.com/sandlot/sandlot/session/pwdcompat"
 	"github.com/sandlot/sandlot/session/workshop"
 	"github.com/sandlot/sandlot/stackfetch"
 	"github.com/sandlot/sandlot/terminal"
@@ -42,6 +43,8 @@ type Config struct {
 	// client address may fetch an hour (one at a time), default 30.
 	Stacks          stackfetch.Config
 	StacksPerClient int
+	// PWDCompat serves Play-with-Docker's API and terminal WebSocket beside Sandlot's (session/pwdcompat).
+	PWDCompat bool
 }
 
 // DefaultMaxExecOutput is how much of each stream of an exec is answered: with base64 (at most 4/3 of it) both
@@ -93,6 +96,13 @@ func NewHandler(svc *session.Service, ws *workshop.Service, proxy *labproxy.Prox
 		mux.Handle(r.method+" "+r.pattern, a.guard(r.handler))
 		patterns[r.pattern] = true
 	}
+	if cfg.PWDCompat {
+		// PWD's surface is not API v1 (openapi.json does not list it): docs/pwd-compat.md is its contract.
+		for _, r := range a.pwdRoutes() {
+			mux.Handle(r.Method+" "+r.Pattern, a.guard(r.Handler))
+			patterns[r.Pattern] = true
+		}
+	}
 	// Any other method on a known path: a JSON 405 rather than the mux's plain text.
 	for p := range patterns {
 		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +112,7 @@ func NewHandler(svc *session.Service, ws *workshop.Service, proxy *labproxy.Prox
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		failWith(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
-	return proxy.Wrap(mux)
+	return proxy.Wrap(a.cors(mux))
 }
 
 func newAPI(svc *session.Service, proxy *labproxy.Proxy, cfg Config, log *slog.Logger) *api {
@@ -115,6 +125,12 @@ func newAPI(svc *session.Service, proxy *labproxy.Proxy, cfg Config, log *slog.L
 		a.origins[o] = true
 	}
 	return a
+}
+
+func (a *api) pwdRoutes() []pwdcompat.Route {
+	return pwdcompat.Routes(a.svc, pwdcompat.Config{Origins: a.cfg.Origins, Key: a.svc.Subkey("pwd session ids"),
+		ClientIP: a.clientIP, MaxUpload: a.cfg.MaxUpload, MaxExecOutput: a.cfg.MaxExecOutput,
+		Sockets: a.sockets.acquire, Log: a.log})
 }
 
 // sessionView is a session as the API shows it: with what its holder may still use.

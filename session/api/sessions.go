@@ -22,7 +22,7 @@ func (a *api) createSession() http.Handler {
 			fail(w, a.log, err)
 			return
 		}
-		cr := session.CreateRequest{Template: req.Template, Client: a.clientIP(r)}
+		cr := session.CreateRequest{Template: req.Template, Client: a.clientIP(r), Origin: a.listedOrigin(r)}
 		if req.Duration != "" {
 			d, err := time.ParseDuration(req.Duration)
 			if err != nil {
