@@ -338,43 +338,6 @@ func corsPreflightPasses(t *testing.T, server, origin string) bool {
 	return res.StatusCode < 300 && res.Header.Get("Access-Control-Allow-Origin") == origin
 }
 
-// The element across origins as it stands today, with the CORS answers the server does not give yet supplied by
-// a shim in front of it (answering preflights and adding Access-Control-Allow-Origin for the page's origin, and
-// nothing else): the page, on its own origin, loads the element from the shim's origin and drives a lab through
-// it. This checks what the element and SDK need of CORS (Authorization and Content-Type allowed, no credentials)
-// until TestLabElementCrossOrigin runs against the server's own.
-func TestLabElementCrossOriginWithCORSShim(t *testing.T) {
-	needEngine(t)
-	site := newDocSite(t, "", "")
-	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin, "--node-memory", "512",
-		"--public-origins", site.URL)
-	u, _ := url.Parse(srv.url)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	var preflights sync.Map
-	shim := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if origin := r.Header.Get("Origin"); origin == site.URL && strings.HasPrefix(r.URL.Path, "/api/") {
-			w.Header().Set("Access-Control-Allow-Origin", origin)
-			w.Header().Add("Vary", "Origin")
-			if r.Method == http.MethodOptions {
-				preflights.Store(r.Header.Get("Access-Control-Request-Method")+" "+r.Header.Get("Access-Control-Request-Headers"), true)
-				w.Header().Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
-				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		r.Host = u.Host // the server's own name: the page's origin is what is checked
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(shim.Close)
-	site.setScript(shim.URL + "/assets/sandlot-lab.js")
-	p := newPage(t, site.URL)
-	runLab(t, srv, p, site.URL+"/docs/lab.html", func() []string { return nil }, nil)
-	var asked []string
-	preflights.Range(func(k, _ any) bool { asked = append(asked, k.(string)); return true })
-	t.Logf("preflights the page made: %v", asked)
-}
-
 // A page on an origin the server does not list: Start is refused in the page, saying why, and the API gives that
 // origin no CORS headers.
 func TestLabElementOriginNotListed(t *testing.T) {
