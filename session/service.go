@@ -301,6 +301,10 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 	s.terminals.CloseMatching(id + "/")
 	s.ports.Forget(id, "")
 	s.input.forget(id)
+	// The end is claimed: finish it even if the caller leaves (a client that drops its DELETE must not leave the
+	// nodes to the reaper's takeover), but within the lease, after which another replica may take it over.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownLease)
+	defer cancel()
 	err = s.teardown(ctx, sess)
 	s.endedMu.Lock()
 	hooks := s.ended

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -676,4 +677,61 @@ func workshopBodyFor(pattern, method string) []byte {
 		return []byte(`{"duration":"1m"}`)
 	}
 	return bodyFor(pattern, method)
+}
+
+// leavingNodes is memnodes whose session teardown waits until the test lets it go, and fails, as a Docker call
+// would, when its context is done by then.
+type leavingNodes struct {
+	*memnodes.Nodes
+	entered, release chan struct{}
+}
+
+func (n leavingNodes) DeleteSession(ctx context.Context, s string) error {
+	close(n.entered)
+	<-n.release
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return n.Nodes.DeleteSession(ctx, s)
+}
+
+// A client that leaves in the middle of its DELETE does not leave the session's nodes (or its quota) behind.
+func TestEndOutlivesTheRequest(t *testing.T) {
+	nodes := leavingNodes{memnodes.New(netip.MustParseAddr("127.0.0.1")), make(chan struct{}), make(chan struct{})}
+	s := newServer(t, redistest.New(t), serverOpts{nodes: nodes})
+	c := s.create(nil)
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+c.ID+"/instances", c.Token, nil, nil)
+
+	ctx, leave := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "DELETE", s.URL+"/api/v1/sessions/"+c.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-nodes.entered
+	leave()
+	<-done
+	time.Sleep(100 * time.Millisecond) // the server notices the client is gone
+	close(nodes.release)
+
+	ended := func() bool {
+		stale, err := s.store.StaleEndings(context.Background(), time.Now().Add(time.Hour))
+		return err == nil && !slices.Contains(stale, c.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for nodes.Count() != 0 || !ended() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the client left: %d nodes, teardown finished: %v", nodes.Count(), ended())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	u, err := s.quota.Usage(context.Background(), c.Client, c.ID)
+	if err != nil || u.Running != 0 || u.ClientSessions != 0 {
+		t.Fatalf("quota after the end: %+v, %v", u, err)
+	}
 }
