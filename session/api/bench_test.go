@@ -133,7 +133,7 @@ func BenchmarkSwarm3m2w(b *testing.B) {
 		runHand := func() {
 			label := "benchhand" + randomHex(4)
 			start := time.Now()
-			cmd := exec.Command("../ops/bench/swarm-by-hand", label)
+			cmd := exec.Command("../../ops/bench/swarm-by-hand", label)
 			cmd.Env = handEnv
 			out, err := cmd.CombinedOutput()
 			hand = append(hand, time.Since(start))

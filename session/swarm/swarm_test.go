@@ -26,7 +26,7 @@ func (n *node) Up(ctx context.Context) (string, string, error) {
 	}
 }
 
-// shell records the commands run, answers tokens and "docker node ls" like a swarm of joined nodes would.
+// shell records the commands run (node: verb), answers tokens and waits for Ready like a swarm of joined nodes would.
 type shell struct {
 	mu     sync.Mutex
 	log    []string
@@ -36,14 +36,24 @@ type shell struct {
 func (s *shell) run(_ context.Context, n, script string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.log = append(s.log, n+": "+strings.Fields(script)[2])
 	switch {
-	case strings.HasPrefix(script, "docker swarm join-token"):
-		return "TOKEN\n", nil
-	case strings.HasPrefix(script, "docker swarm init"), strings.HasPrefix(script, "docker swarm join"):
+	case strings.HasPrefix(script, "docker swarm init"):
+		s.log = append(s.log, n+": init")
 		s.joined++
-	case strings.HasPrefix(script, "docker node ls"):
-		return fmt.Sprint(s.joined), nil
+		return "MANAGER-TOKEN\nWORKER-TOKEN\n", nil
+	case strings.HasPrefix(script, "docker swarm join "):
+		token := strings.Fields(script)[6]
+		s.log = append(s.log, n+": join "+token)
+		s.joined++
+	case strings.Contains(script, "docker node ls"):
+		var want int
+		fmt.Sscanf(script[strings.Index(script, "-ge ")+4:], "%d", &want)
+		if s.joined < want {
+			return "", fmt.Errorf("%d of %d nodes Ready", s.joined, want)
+		}
+		s.log = append(s.log, n+": ready")
+	default:
+		return "", fmt.Errorf("unexpected script %q", script)
 	}
 	return "", nil
 }
@@ -64,34 +74,44 @@ func members(ns []*node) []Node {
 	return out
 }
 
-// Workers join as soon as they are up, before a manager that is slower; managers join in order after the init.
+// Every node joins as soon as it is up, a manager too without waiting for a slower manager ahead of it, each with
+// its role's token; the swarm is formed once all have joined.
 func TestFormAsNodesComeUp(t *testing.T) {
 	ns := nodes(5)
 	sh := &shell{}
 	done := make(chan error, 1)
 	go func() { done <- Form(context.Background(), sh.run, members(ns), 3) }()
-	for _, i := range []int{0, 3, 4} { // node1 and the workers first
+	for _, i := range []int{0, 2, 4} { // node1, node3 (a manager) and node5 (a worker) first
 		close(ns[i].ready)
 	}
-	time.Sleep(100 * time.Millisecond)
-	close(ns[2].ready) // node3 before node2: it must still wait for node2
 	time.Sleep(100 * time.Millisecond)
 	sh.mu.Lock()
 	early := strings.Join(sh.log, "\n")
 	sh.mu.Unlock()
-	if !strings.Contains(early, "node4: join") || !strings.Contains(early, "node5: join") {
-		t.Errorf("the workers did not join while a manager was still coming up:\n%s", early)
+	if want := "node1: init"; !strings.HasPrefix(early, want) {
+		t.Errorf("the first node did not init first:\n%s", early)
 	}
-	if strings.Contains(early, "node3: join") {
-		t.Errorf("node3 joined before node2, a manager ahead of it:\n%s", early)
+	for _, want := range []string{"node3: join MANAGER-TOKEN", "node5: join WORKER-TOKEN"} {
+		if !strings.Contains(early, want) {
+			t.Errorf("no %q while node2 and node4 were still coming up:\n%s", want, early)
+		}
+	}
+	if strings.Contains(early, "ready") {
+		t.Errorf("ready before every node joined:\n%s", early)
 	}
 	close(ns[1].ready)
+	close(ns[3].ready)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	log := strings.Join(sh.log, "\n")
-	if !strings.HasPrefix(log, "node1: init") || strings.Index(log, "node2: join") > strings.Index(log, "node3: join") {
-		t.Errorf("order:\n%s", log)
+	for _, want := range []string{"node2: join MANAGER-TOKEN", "node4: join WORKER-TOKEN"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no %q:\n%s", want, log)
+		}
+	}
+	if !strings.HasSuffix(log, "node1: ready") {
+		t.Errorf("not waited for Ready on node1 last:\n%s", log)
 	}
 }
 
