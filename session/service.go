@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sandlot/sandlot/images"
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/quota"
 	"github.com/sandlot/sandlot/session/templates"
@@ -117,6 +119,9 @@ type CreateRequest struct {
 	Client   string
 	Launch   *LaunchClaims
 	Workshop string
+	// Images are pulled into each node's engine as it is made, besides the template's (a workshop's preloaded
+	// images). Such a session is never taken from the warm pool, whose nodes were made without them.
+	Images []string
 	// Origin, when set, is the listed origin (--public-origins) whose page asks for the session anonymously: the
 	// origin's readers together are bounded too (quota.Limits.SessionsPerOrigin).
 	Origin string
@@ -167,10 +172,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 				ErrInvalid, t.Name, t.Nodes(), maxInstances)
 		}
 		tmpl = &t
-		// From the warm pool (pool.go), or refused.
-		if c, ok, err := s.claim(ctx, req, maxInstances); ok || err != nil {
+		if len(req.Images) > 0 {
+			t.Images, t.PreloadIntoNodes = slices.Concat(t.NodeImages(), req.Images), true
+		} else if c, ok, err := s.claim(ctx, req, maxInstances); ok || err != nil { // from the warm pool (pool.go), or refused
 			return c, err
 		}
+	}
+	if err := CheckImages(req.Images); err != nil {
+		return Created{}, err
 	}
 
 	id := NewID()
@@ -192,7 +201,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	now := time.Now().UTC()
 	sess := Session{ID: id, State: StateActive, CreatedAt: now, ExpiresAt: now.Add(req.Duration),
 		MaxExpiresAt: now.Add(s.cfg.MaxDuration), MaxInstances: maxInstances, Client: req.Client,
-		Workshop: req.Workshop}
+		Workshop: req.Workshop, Images: req.Images}
 	if tmpl != nil {
 		sess.Template, sess.State = tmpl.Name, StateStarting
 	}
@@ -224,6 +233,22 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	}
 	out, err := s.Get(ctx, id)
 	return Created{Session: out, Token: token, Usage: usage}, err
+}
+
+// MaxImages is how many images a session (a workshop) may have pulled into each of its nodes.
+const MaxImages = 20
+
+// CheckImages says what is wrong with a list of images to pull into a session's nodes, if anything.
+func CheckImages(refs []string) error {
+	if len(refs) > MaxImages {
+		return fmt.Errorf("%w: images: %d of them, at most %d", ErrInvalid, len(refs), MaxImages)
+	}
+	for _, ref := range refs {
+		if err := images.CheckRef(ref); err != nil {
+			return fmt.Errorf("%w: images: %v", ErrInvalid, err)
+		}
+	}
+	return nil
 }
 
 // admission is how req's session is admitted: against its client's limits, and its origin's when it has one.
@@ -379,8 +404,8 @@ func (s *Service) createInstance(ctx context.Context, id, hostname string) (Inst
 		return Instance{}, err
 	}
 	var preload []string
-	if sess, err := s.store.Get(ctx, id); err == nil && sess.Template != "" {
-		preload = s.templates[sess.Template].NodeImages() // a node added to a lab gets what the lab's nodes have
+	if sess, err := s.store.Get(ctx, id); err == nil { // a node added to a lab gets what the lab's nodes have
+		preload = slices.Concat(s.templates[sess.Template].NodeImages(), sess.Images)
 	}
 	return s.makeInstance(ctx, id, name, hostname, preload)
 }

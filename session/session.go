@@ -59,7 +59,10 @@ type Session struct {
 	MaxInstances int        `json:"max_instances"`
 	Client       string     `json:"client,omitempty"`      // who holds it, for quotas: an address or launch:<subject>
 	Workshop     string     `json:"workshop_id,omitempty"` // the workshop whose attendee holds it, if any
-	Instances    []Instance `json:"instances"`
+	// Images are pulled into each of its nodes' engines as the node is made (besides its template's), from the
+	// image cache: a workshop's preloaded images.
+	Images    []string   `json:"images,omitempty"`
+	Instances []Instance `json:"instances"`
 }
 
 // Instance is one node of a session as the API shows it.

@@ -16,6 +16,7 @@ import (
 const workshopUsage = `usage: sandlot workshop <create|list|show|broadcast|end> [flags] [args]
 
   create --title T --template swarm-1m1w --seats 30 [--starts-at RFC3339 --ends-at RFC3339 | --duration 2h]
+         [--images nginx:alpine,redis:7]
                              make a workshop: prints its code, join link and instructor link
   list                       every workshop: code, title, seats, window
   show ID                    a workshop's attendees: name, state, session, time left
@@ -34,6 +35,7 @@ func workshopCommand(ctx context.Context, args []string, getenv func(string) str
 	startsAt := fs.String("starts-at", "", "create: when sessions start (RFC 3339); attendees wait until then")
 	endsAt := fs.String("ends-at", "", "create: when every session ends (RFC 3339)")
 	duration := fs.Duration("duration", 0, "create: each attendee's session, without a window")
+	imgs := fs.String("images", "", "create: images pulled into every attendee's nodes, comma-separated (put into the image cache now)")
 	verb, c, err := fs.parse(args, getenv)
 	if err != nil {
 		return err
@@ -53,6 +55,9 @@ func workshopCommand(ctx context.Context, args []string, getenv func(string) str
 		req := map[string]any{"title": *title, "template": *template, "seats": *seats}
 		if *duration > 0 {
 			req["duration"] = duration.String()
+		}
+		if *imgs != "" {
+			req["images"] = strings.Split(*imgs, ",")
 		}
 		for key, v := range map[string]string{"starts_at": *startsAt, "ends_at": *endsAt} {
 			if v == "" {

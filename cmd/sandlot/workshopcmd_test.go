@@ -43,12 +43,13 @@ func TestWorkshopCommand(t *testing.T) {
 		return out.String(), err
 	}
 	out, err := sandlot("create", "--title", "Swarm 101", "--template", "swarm-1m1w", "--seats", "30",
-		"--starts-at", "2026-03-01T09:00:00Z", "--ends-at", "2026-03-01T12:00:00Z")
+		"--starts-at", "2026-03-01T09:00:00Z", "--ends-at", "2026-03-01T12:00:00Z", "--images", "nginx:alpine,redis:7")
 	if err != nil || !strings.Contains(out, "ABC234") || !strings.Contains(out, "http://x/w/w1/instructor#token=t") {
 		t.Fatalf("create: %q %v", out, err)
 	}
 	if !strings.Contains(got[0], `Bearer admin-token-0123456789`) || !strings.Contains(got[0], `"seats":30`) ||
-		!strings.Contains(got[0], `"starts_at":"2026-03-01T09:00:00Z"`) {
+		!strings.Contains(got[0], `"starts_at":"2026-03-01T09:00:00Z"`) ||
+		!strings.Contains(got[0], `"images":["nginx:alpine","redis:7"]`) {
 		t.Errorf("create sent %s", got[0])
 	}
 	if out, err = sandlot("show", "w1"); err != nil || !strings.Contains(out, "Ada") || !strings.Contains(out, "queued (1)") {

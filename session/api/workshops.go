@@ -18,6 +18,7 @@ type createWorkshopRequest struct {
 	Duration string     `json:"duration"`
 	StartsAt *time.Time `json:"starts_at"`
 	EndsAt   *time.Time `json:"ends_at"`
+	Images   []string   `json:"images"`
 }
 
 // createdWorkshop is a new workshop as its creator sees it: the only answer with the instructor's token.
@@ -47,14 +48,36 @@ func (a *api) createWorkshop() http.Handler {
 			return
 		}
 		c, err := a.ws.Create(r.Context(), workshop.CreateRequest{Title: req.Title, Template: req.Template,
-			Seats: req.Seats, Duration: d, StartsAt: req.StartsAt, EndsAt: req.EndsAt})
+			Seats: req.Seats, Duration: d, StartsAt: req.StartsAt, EndsAt: req.EndsAt, Images: req.Images})
 		if err != nil {
 			fail(w, a.log, err)
 			return
 		}
+		a.preloadForWorkshop(c.Workshop)
 		respond(w, http.StatusCreated, createdWorkshop{Workshop: c.Workshop, JoinURL: a.absolute(r, c.JoinPath),
 			InstructorURL: a.absolute(r, c.InstructorPath), InstructorToken: c.InstructorToken})
 	})
+}
+
+// workshopPreloadTimeout bounds the pull of a workshop's images into the cache.
+const workshopPreloadTimeout = 30 * time.Minute
+
+// preloadForWorkshop puts a new workshop's images into the image cache in the background (what is there already is
+// not fetched again), so that its attendees' nodes pull them from the host; a failure is logged, and a node then
+// pulls what it can as it is made.
+func (a *api) preloadForWorkshop(w workshop.Workshop) {
+	if len(w.Images) == 0 || a.cfg.Images == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), workshopPreloadTimeout)
+		defer cancel()
+		if err := a.cfg.Images.Preload(ctx, w.Images, nil); err != nil {
+			a.log.Warn("image cache: preload a workshop's images", "workshop", w.ID, "images", w.Images, "err", err)
+			return
+		}
+		a.log.Info("image cache: a workshop's images are in", "workshop", w.ID, "images", w.Images)
+	}()
 }
 
 func (a *api) listWorkshops() http.Handler {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -730,4 +731,55 @@ func TestWorkshopDemo(t *testing.T) {
 		t.Errorf("Ada still sees a demo after the end: %+v", v.Demo)
 	}
 	s.mustCall(http.StatusGone, "POST", "/api/v1/workshops/"+w.ID+"/demo", w.InstructorToken, nil, nil)
+}
+
+// A workshop's images are pulled into each of its attendees' nodes as they are made, a node added later too; such
+// attendees never get a pooled session (made without the images). Bad image lists are refused, naming the field.
+func TestWorkshopImages(t *testing.T) {
+	rdb := redistest.New(t)
+	nodes := memnodes.New(netip.MustParseAddr("127.0.0.1"))
+	s := poolServer(t, rdb, nodes, map[string]int{"1-node": 1}, quota.Limits{})
+	pooled := waitPool(t, s, "1-node", 1)
+	imgs := []string{"nginx:alpine", "redis:7"}
+	w := s.newWorkshop(map[string]any{"title": "Images", "template": "1-node", "seats": 2, "duration": "1h",
+		"images": imgs})
+	if !slices.Equal(w.Images, imgs) {
+		t.Errorf("the workshop's images: %v", w.Images)
+	}
+	ada := s.join(w.Code, "Ada")
+	eventually(t, 10*time.Second, "Ada active", func() bool {
+		return s.attendeeView(ada.AttendeeToken).State == workshop.Active
+	})
+	id := s.attendeeView(ada.AttendeeToken).SessionID
+	if slices.Contains(pooled, id) {
+		t.Fatalf("Ada got the pooled session %s, made without the workshop's images", id)
+	}
+	if got := nodes.Preloaded(id, "node1"); !slices.Equal(got, imgs) {
+		t.Errorf("node1 preloaded %v, want %v", got, imgs)
+	}
+	sess, err := s.store.Get(context.Background(), id)
+	if err != nil || !slices.Equal(sess.Images, imgs) {
+		t.Errorf("the session's images: %v %v", sess.Images, err)
+	}
+	tok := s.issue(t, session.Grant{Scope: session.ScopeSession, Session: id})
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+id+"/instances", tok, nil, nil)
+	if got := nodes.Preloaded(id, "node2"); !slices.Equal(got, imgs) {
+		t.Errorf("node2, added later, preloaded %v, want %v", got, imgs)
+	}
+	if got := waitPool(t, s, "1-node", 1); !slices.Equal(got, pooled) {
+		t.Errorf("the pool holds %v, want its untouched %v", got, pooled)
+	}
+
+	many := make([]string, session.MaxImages+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("busybox:1.%d", i)
+	}
+	for _, bad := range [][]string{{"Not A Reference"}, {""}, many} {
+		var e apiError
+		resp := s.call("POST", "/api/v1/workshops", testAdmin, map[string]any{"title": "Bad", "template": "1-node",
+			"seats": 1, "images": bad}, &e)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error.Message, "images") {
+			t.Errorf("images %q: %d %+v", bad, resp.StatusCode, e)
+		}
+	}
 }

@@ -162,7 +162,7 @@ func (s *Service) start(ctx context.Context, w Workshop, attendee string) {
 // makeSession makes the session of an attendee whose making this caller claimed.
 func (s *Service) makeSession(ctx context.Context, w Workshop, attendee string) {
 	created, err := s.sessions.Create(ctx, session.CreateRequest{Template: w.Template, Workshop: w.ID,
-		Duration: s.sessionDuration(w, time.Now())})
+		Duration: s.sessionDuration(w, time.Now()), Images: w.Images})
 	var full *quota.Rejection
 	switch {
 	case errors.As(err, &full) && full.Code == quota.CodeOutOfCapacity:

@@ -40,7 +40,7 @@ func (s *Service) StartDemo(ctx context.Context, id string) (Demo, error) {
 			return d, nil
 		}
 		created, err := s.sessions.Create(ctx, session.CreateRequest{Template: w.Template, Workshop: w.ID,
-			Duration: s.sessionDuration(w, time.Now())})
+			Duration: s.sessionDuration(w, time.Now()), Images: w.Images})
 		if err != nil {
 			return Demo{}, err
 		}

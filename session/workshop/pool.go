@@ -11,9 +11,10 @@ import (
 const poolLead = 10 * time.Minute
 
 // poolDemand is what a live workshop asks of the warm pool now: a ready session for each seat nobody holds yet,
-// from poolLead before its start until it ends (once locked, only for those who wait or queue).
+// from poolLead before its start until it ends (once locked, only for those who wait or queue). A workshop with
+// images of its own asks nothing: pooled nodes were made without them.
 func poolDemand(w Workshop, as []Attendee, now time.Time) map[string]int {
-	if w.State == StateEnded || w.over(now) || (w.StartsAt != nil && w.StartsAt.Sub(now) > poolLead) {
+	if len(w.Images) > 0 || w.State == StateEnded || w.over(now) || (w.StartsAt != nil && w.StartsAt.Sub(now) > poolLead) {
 		return nil
 	}
 	active, waiting := 0, 0

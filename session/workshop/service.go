@@ -72,6 +72,7 @@ type CreateRequest struct {
 	Duration time.Duration // each attendee's session; 0: the default (or the window)
 	StartsAt *time.Time
 	EndsAt   *time.Time
+	Images   []string // pulled into every attendee's nodes (from the image cache) as they are made
 }
 
 // Created is a new workshop with its instructor's token and the paths of its pages.
@@ -101,6 +102,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 	case req.StartsAt != nil && req.EndsAt == nil:
 		return Created{}, fmt.Errorf("%w: starts_at needs ends_at", session.ErrInvalid)
 	}
+	if err := session.CheckImages(req.Images); err != nil {
+		return Created{}, err
+	}
 	if req.EndsAt != nil {
 		start := now
 		if req.StartsAt != nil {
@@ -117,7 +121,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Created, error
 		}
 	}
 	w := Workshop{ID: session.NewID(), Title: req.Title, Template: req.Template, Seats: req.Seats, State: StateOpen,
-		CreatedAt: now}
+		CreatedAt: now, Images: req.Images}
 	if req.Duration > 0 {
 		w.Duration = req.Duration.String()
 	}

@@ -43,6 +43,7 @@ type Workshop struct {
 	Code      string     `json:"code"`
 	Title     string     `json:"title"`
 	Template  string     `json:"template"`
+	Images    []string   `json:"images,omitempty"` // pulled into every attendee's nodes as they are made
 	Seats     int        `json:"seats"`
 	Duration  string     `json:"duration,omitempty"` // each attendee's session, unless the window ends first
 	StartsAt  *time.Time `json:"starts_at,omitempty"`
