@@ -34,7 +34,10 @@
     for (const [k, v] of Object.entries(headers)) x.setRequestHeader(k, v);
     x.withCredentials = true;
     x.setRequestHeader("X-Requested-With", "XMLHttpRequest");
-    const entry = { kind: "xhr", method, url, headers: { ...headers }, body: typeof body === "string" ? body : undefined };
+    const isForm = body instanceof FormData;
+    const payload = body !== null && typeof body === "object" && !isForm ? JSON.stringify(body) : body;
+    const entry = { kind: "xhr", method, url, headers: { ...headers }, body: typeof payload === "string" ? payload : undefined };
+    if (isForm) entry.form = [...body.keys()];
     wire.push(entry);
     x.onerror = (e) => {
       entry.status = 0;
@@ -44,9 +47,7 @@
       entry.status = x.status;
       done(undefined, x);
     };
-    const isForm = body instanceof FormData;
-    if (isForm) entry.form = [...body.keys()];
-    x.send(body !== null && typeof body === "object" && !isForm ? JSON.stringify(body) : body);
+    x.send(payload);
   }
 
   class Client {
