@@ -274,7 +274,9 @@ func (c *conn) pump(ctx context.Context, node string, s *terminal.Stream) {
 func (c *conn) watch(ctx context.Context) {
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
-	var seen map[string]bool // nil until the first look: the nodes there then are not new to this client
+	// Nodes running when the socket first looked are not new to its client; nodes it has announced since are
+	// forgotten when they go, so that a node made again under the same name is announced again.
+	announced, first := map[string]bool{}, true
 	for {
 		s, err := c.p.svc.Stored(ctx, c.id)
 		if ctx.Err() != nil {
@@ -288,26 +290,32 @@ func (c *conn) watch(ctx context.Context) {
 			close(c.bye)
 			return
 		}
-		first := seen == nil
-		if first {
-			seen = map[string]bool{}
-		}
-		for _, in := range s.Instances {
-			if in.Status != session.NodeRunning {
-				continue
-			}
-			if !seen[in.Name] {
-				seen[in.Name] = true
-				if !first {
-					// PWD's args: name, ip, hostname, proxy host. Sent before the node's terminal is attached.
-					select {
-					case c.out <- encodeFrame("instance new", in.Name, in.IP, in.Hostname, in.Name+"-"+c.id):
-					case <-ctx.Done():
-						return
+		if err == nil {
+			present := map[string]bool{}
+			for _, in := range s.Instances {
+				present[in.Name] = true
+				if in.Status != session.NodeRunning {
+					continue
+				}
+				if !announced[in.Name] {
+					announced[in.Name] = true
+					if !first {
+						// PWD's args: name, ip, hostname, proxy host; queued before the node's first output here.
+						select {
+						case c.out <- encodeFrame("instance new", in.Name, in.IP, in.Hostname, in.Name+"-"+c.id):
+						case <-ctx.Done():
+							return
+						}
 					}
 				}
+				c.stream(ctx, in.Name)
 			}
-			c.stream(ctx, in.Name)
+			for name := range announced {
+				if !present[name] {
+					delete(announced, name)
+				}
+			}
+			first = false
 		}
 		select {
 		case <-ctx.Done():
