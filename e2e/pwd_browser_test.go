@@ -18,8 +18,8 @@ import (
 
 // pwdSite is a tutorial site on its own loopback port: the page of testdata/pwd/tutorial.html with its SDK's
 // baseUrl set to a Sandlot, the test client (testdata/pwd/pwd-client.js, PWD's SDK's wire behaviour) and xterm.js
-// (the frontend's copy: PWD's SDK bundles xterm too).
-func pwdSite(t *testing.T, sandlot func() string) *httptest.Server {
+// (the frontend's copy: PWD's SDK bundles xterm too). edit, if given, changes the page before it is served.
+func pwdSite(t testing.TB, sandlot func() string, edit ...func(string) string) *httptest.Server {
 	t.Helper()
 	files := map[string]string{
 		"/pwd-client.js":    "testdata/pwd/pwd-client.js",
@@ -38,8 +38,12 @@ func pwdSite(t *testing.T, sandlot func() string) *httptest.Server {
 				http.Error(w, err.Error(), 500)
 				return
 			}
+			html := strings.ReplaceAll(string(page), "{{SANDLOT}}", sandlot())
+			for _, e := range edit {
+				html = e(html)
+			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = w.Write([]byte(strings.ReplaceAll(string(page), "{{SANDLOT}}", sandlot())))
+			_, _ = w.Write([]byte(html))
 			return
 		}
 		f, ok := files[r.URL.Path]
