@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +32,5 @@ func BenchmarkPWDPageToPrompt(b *testing.B) {
 		deleteSession(b, srv.url, id[:26])
 		b.StartTimer()
 	}
-	sort.Float64s(took)
-	b.ReportMetric(took[len(took)/2], "ms-median")
-	b.ReportMetric(took[0], "ms-min")
-	b.ReportMetric(took[len(took)-1], "ms-max")
-	b.Logf("PWD page to prompt, ms: %v", took)
+	reportMillis(b, "PWD page to prompt", took)
 }
