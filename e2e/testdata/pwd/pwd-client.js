@@ -22,6 +22,10 @@
 //   - exec(name, cmd): POST .../exec {"command": cmd}; setup(conf): POST .../setup; closeSession(): a synchronous
 //     DELETE /sessions/{id} with "Content-type: application/json".
 //
+// Not reproduced: the SDK's socket is a ReconnectingWebSocket (the same URL opened again after a close, with a
+// growing wait); this one is a plain WebSocket, so a test sees the close. The SDK's login window on a 403 is only
+// the event "unauthorized" here, and its fit addon is left out (see tutorial.html).
+//
 // Besides, for the test that drives it, it keeps a log of what it sent and got (window.pwdWire).
 (function () {
   "use strict";
