@@ -40,11 +40,7 @@ func BenchmarkLandingToPrompt(b *testing.B) {
 		deleteSession(b, srv.url, sessionIDOf(p))
 		b.StartTimer()
 	}
-	sort.Float64s(took)
-	b.ReportMetric(took[len(took)/2], "ms-median")
-	b.ReportMetric(took[0], "ms-min")
-	b.ReportMetric(took[len(took)-1], "ms-max")
-	b.Logf("landing to prompt, ms: %v", took)
+	reportMillis(b, "landing to prompt", took)
 }
 
 // A room pressing Join at once: a workshop (1-node), open now, whose 21 seats the warm pool holds ready;
@@ -248,6 +244,16 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
+// reportMillis reports the median, the fastest and the slowest of what took milliseconds, and logs them all.
+func reportMillis(b *testing.B, what string, took []float64) {
+	b.Helper()
+	sort.Float64s(took)
+	b.ReportMetric(took[len(took)/2], "ms-median")
+	b.ReportMetric(took[0], "ms-min")
+	b.ReportMetric(took[len(took)-1], "ms-max")
+	b.Logf("%s, ms: %v", what, took)
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
@@ -279,9 +285,5 @@ func BenchmarkLabStartToPrompt(b *testing.B) {
 		deleteSession(b, srv.url, id)
 		b.StartTimer()
 	}
-	sort.Float64s(took)
-	b.ReportMetric(took[len(took)/2], "ms-median")
-	b.ReportMetric(took[0], "ms-min")
-	b.ReportMetric(took[len(took)-1], "ms-max")
-	b.Logf("lab start to prompt, ms: %v", took)
+	reportMillis(b, "lab start to prompt", took)
 }

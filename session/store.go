@@ -36,7 +36,8 @@ type Store interface {
 	AbandonedSetups(ctx context.Context) ([]string, error)
 	RenewSetup(ctx context.Context, id string, ttl time.Duration) error
 
-	// AllocateName reserves the lowest free node name of a live session and records the node as being created.
+	// AllocateName reserves the lowest free node name of a live session (or the hostname, if it is a free node
+	// name) and records the node as being created.
 	AllocateName(ctx context.Context, id, hostname string) (string, error)
 	PutInstance(ctx context.Context, id string, in Instance) error
 	DeleteInstance(ctx context.Context, id, name string) error

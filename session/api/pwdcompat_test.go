@@ -28,6 +28,7 @@ type pwdSDK struct {
 	origin  string // the documentation page's origin
 	id      string // sessionId
 	ws      *websocket.Conn
+	news    []string // the args of the "instance new" frames read so far
 }
 
 // xhr is the SDK's sendRequest.
@@ -147,6 +148,15 @@ func (p *pwdSDK) terminalOut(node, want string) {
 		if err := json.Unmarshal(b, &m); err != nil {
 			p.t.Fatalf("frame %s: %v", b, err)
 		}
+		if m.Name == "instance new" {
+			var args []string
+			if err := json.Unmarshal(b, &struct {
+				Args *[]string `json:"args"`
+			}{&args}); err != nil || len(args) != 4 {
+				p.t.Fatalf("frame %s: args are not PWD's [name, ip, hostname, proxy host]", b)
+			}
+			p.news = append(p.news, strings.Join(args, " "))
+		}
 		if m.Name != "instance terminal out" {
 			continue
 		}
@@ -208,6 +218,15 @@ func TestPWDSDKAgainstSandlot(t *testing.T) {
 	sdk.emit("instance viewport resize", 120, 40)
 	sdk.emit("instance terminal in", "node1", "echo héllo ✓\r")
 	sdk.terminalOut("node1", "echo héllo ✓")
+	// The node came up after the socket opened: PWD announced it (the SDK makes it its instanceNew event), within
+	// a look of the socket's (0.5 s), perhaps after the echo (typing attaches a terminal at once).
+	for deadline := time.Now().Add(5 * time.Second); len(sdk.news) == 0 && time.Now().Before(deadline); {
+		sdk.emit("instance terminal in", "node1", "#\r")
+		sdk.terminalOut("node1", "#")
+	}
+	if want := "node1 " + in["ip"].(string) + " node1 " + in["proxy_host"].(string); len(sdk.news) != 1 || sdk.news[0] != want {
+		t.Errorf("\"instance new\" frames %q, want [%q]", sdk.news, want)
+	}
 	// A clicked code block (code.term1) is typed the same way.
 	sdk.emit("instance terminal in", "node1", "docker swarm init\n")
 	sdk.terminalOut("node1", "docker swarm init")
@@ -311,6 +330,21 @@ func TestPWDScriptsAndForms(t *testing.T) {
 		`{"instances":[{"hostname":"a"}]}`); resp.StatusCode != 409 {
 		t.Errorf("setup of a session with nodes: %d %s, want 409", resp.StatusCode, body)
 	}
+
+	// More than --max-duration (a page's fixed 90m on a Sandlot that allows less): as long as allowed.
+	req, _ = http.NewRequest("POST", s.URL+"/", strings.NewReader("session-duration=100h"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Requested-With", "XMLHttpRequest")
+	if r, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(r.Body).Decode(&data)
+	r.Body.Close()
+	long, err := s.svc.Get(context.Background(), data.SessionID[:min(26, len(data.SessionID))])
+	if r.StatusCode != 200 || err != nil || long.ExpiresAt.Sub(long.CreatedAt).Round(time.Minute) != s.svc.MaxDuration() {
+		t.Errorf("session-duration=100h: %d, a session of %v (%v), want one of %v", r.StatusCode,
+			long.ExpiresAt.Sub(long.CreatedAt), err, s.svc.MaxDuration())
+	}
 }
 
 // What PWD's API must refuse: sessions it does not know (the Sandlot id alone is not a PWD id), foreign pages,
@@ -369,7 +403,7 @@ func TestPWDRefusals(t *testing.T) {
 	t.Run("malformed bodies", func(t *testing.T) {
 		for _, c := range []struct{ path, ct, body string }{
 			{"/", "application/x-www-form-urlencoded", "session-duration=forever"},
-			{"/", "application/x-www-form-urlencoded", "session-duration=100h"},
+			{"/", "application/x-www-form-urlencoded", "session-duration=-5m"},
 			{"/", "application/x-www-form-urlencoded", "stack=https://example.com/stack.yml"},
 			{"/sessions/" + id + "/instances", "application/json", "{"},
 			{"/sessions/" + id + "/instances", "application/json", `{"type":"windows"}`},

@@ -49,7 +49,9 @@ func (p *compat) newSession() http.Handler {
 				failWith(w, http.StatusBadRequest, "invalid", fmt.Sprintf("session-duration %q (like \"90m\")", d))
 				return
 			}
-			req.Duration = dur
+			// A PWD page cannot be changed (its SDK always asks for 90m): more than this Sandlot allows is what it
+			// allows, rather than a refusal that the SDK would not even show.
+			req.Duration = min(dur, p.svc.MaxDuration())
 		}
 		created, err := p.svc.Create(r.Context(), req)
 		if err != nil {

@@ -17,7 +17,8 @@ import (
 
 // PWD's terminal WebSocket carries JSON text frames {"name": event, "args": [...]} for every node of a session on
 // one socket. From the client: "instance terminal in" [node, keys], "instance viewport resize" [cols, rows],
-// "session close" []. To it: "instance terminal out" [node, output], "session end" [].
+// "session close" []. To it: "instance terminal out" [node, output], "instance new" [node, ip, hostname,
+// proxy host], "session end" [].
 
 const (
 	frameLimit   = 64 << 10 // bytes of a client frame
@@ -267,11 +268,15 @@ func (c *conn) pump(ctx context.Context, node string, s *terminal.Stream) {
 	}
 }
 
-// watch attaches the terminals of nodes as they come up (so their prompts show before anyone types) and ends the
+// watch attaches the terminals of nodes as they come up (so their prompts show before anyone types), tells the
+// client of nodes that come up after it connected ("instance new", as PWD announced a node made), and ends the
 // socket, after telling the client, when the session ends.
 func (c *conn) watch(ctx context.Context) {
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
+	// Nodes running when the socket first looked are not new to its client; nodes it has announced since are
+	// forgotten when they go, so that a node made again under the same name is announced again.
+	announced, first := map[string]bool{}, true
 	for {
 		s, err := c.p.svc.Stored(ctx, c.id)
 		if ctx.Err() != nil {
@@ -285,10 +290,32 @@ func (c *conn) watch(ctx context.Context) {
 			close(c.bye)
 			return
 		}
-		for _, in := range s.Instances {
-			if in.Status == session.NodeRunning {
+		if err == nil {
+			present := map[string]bool{}
+			for _, in := range s.Instances {
+				present[in.Name] = true
+				if in.Status != session.NodeRunning {
+					continue
+				}
+				if !announced[in.Name] {
+					announced[in.Name] = true
+					if !first {
+						// PWD's args: name, ip, hostname, proxy host; queued before the node's first output here.
+						select {
+						case c.out <- encodeFrame("instance new", in.Name, in.IP, in.Hostname, in.Name+"-"+c.id):
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
 				c.stream(ctx, in.Name)
 			}
+			for name := range announced {
+				if !present[name] {
+					delete(announced, name)
+				}
+			}
+			first = false
 		}
 		select {
 		case <-ctx.Done():

@@ -292,11 +292,17 @@ func (s *Store) RenewSetup(ctx context.Context, id string, ttl time.Duration) er
 	return s.rdb.Set(ctx, keySetup(id), "1", ttl).Err()
 }
 
-// allocateName takes the lowest free nodeN of a live session. KEYS record, instances. ARGV placeholder, most.
+// maxNodeNames is how many node names (node1...) a session's nodes are named from.
+const maxNodeNames = 50
+
+// allocateName takes the preferred name if it is free, else the lowest free nodeN of a live session. KEYS record,
+// instances. ARGV placeholder, most, preferred ("" for none).
+
 var allocateName = redis.NewScript(`
 local data = redis.call('GET', KEYS[1])
 if not data then return redis.error_reply('missing') end
 if cjson.decode(data).state == 'ended' then return redis.error_reply('ended') end
+if ARGV[3] ~= '' and redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[1]) == 1 then return ARGV[3] end
 for n = 1, tonumber(ARGV[2]) do
   local name = 'node' .. n
   if redis.call('HSETNX', KEYS[2], name, ARGV[1]) == 1 then return name end
@@ -304,11 +310,18 @@ end
 return redis.error_reply('full')
 `)
 
-// AllocateName reserves the lowest free node name of a live session and records the node as being created.
+// AllocateName reserves the lowest free node name of a live session and records the node as being created. A
+// hostname that is itself a free node name (node3) is the node's name too: two nodes made at once, asked to be
+// node1 and node2 (as PWD's SDK asks), are not named the other way round whichever is made first.
 func (s *Store) AllocateName(ctx context.Context, id string, hostname string) (string, error) {
 	placeholder, _ := json.Marshal(session.Instance{Hostname: hostname, Status: session.NodeCreating, Ports: []int{},
 		CreatedAt: time.Now().UTC()})
-	name, err := allocateName.Run(ctx, s.rdb, []string{keyRecord(id), keyInstances(id)}, placeholder, 50).Text()
+	preferred := ""
+	if n, err := strconv.Atoi(strings.TrimPrefix(hostname, "node")); err == nil && n >= 1 && n <= maxNodeNames &&
+		hostname == "node"+strconv.Itoa(n) {
+		preferred = hostname
+	}
+	name, err := allocateName.Run(ctx, s.rdb, []string{keyRecord(id), keyInstances(id)}, placeholder, maxNodeNames, preferred).Text()
 	switch {
 	case err == nil:
 		return name, nil

@@ -85,3 +85,30 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("the ended record's ttl is %s", ttl)
 	}
 }
+
+// Node names: the lowest free one, unless the hostname asked for is itself a free node name (what PWD's SDK asks
+// for its terminals, two at once); a hostname that only looks like one is not a name.
+func TestAllocateName(t *testing.T) {
+	ctx := context.Background()
+	s := New(redistest.New(t), 24*time.Hour)
+	now := time.Now().UTC()
+	if err := s.Create(ctx, session.Session{ID: "s1", State: session.StateActive, CreatedAt: now,
+		ExpiresAt: now.Add(time.Hour), MaxExpiresAt: now.Add(time.Hour), MaxInstances: 5}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ hostname, want string }{
+		{"node2", "node2"}, // asked for, free
+		{"", "node1"},      // the lowest free
+		{"node2", "node3"}, // taken: the lowest free (the hostname is still node2's to have)
+		{"web", "node4"},
+		{"node05", "node5"}, {"node0", "node6"}, {"node51", "node7"}, {"node-1", "node8"},
+		{"node9", "node9"},
+	} {
+		if got, err := s.AllocateName(ctx, "s1", c.hostname); err != nil || got != c.want {
+			t.Errorf("a node with hostname %q is named %q (%v), want %q", c.hostname, got, err, c.want)
+		}
+	}
+	if _, err := s.AllocateName(ctx, "nosuch", "node1"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("a name in a missing session: %v", err)
+	}
+}
