@@ -25,7 +25,8 @@ import (
 type Nodes struct {
 	// IP is the address every node gets (say 127.0.0.1, so that the lab proxy reaches a test server).
 	IP netip.Addr
-	// Answer, if set, answers commands; by default every command succeeds with no output.
+	// Answer, if set, answers commands (but a swarm init, which answers join tokens); by default every command
+	// succeeds with no output.
 	Answer func(ctx context.Context, session, name string, cmd []string) (instance.ExecResult, error)
 
 	mu       sync.Mutex
@@ -188,6 +189,10 @@ func (n *Nodes) Exec(ctx context.Context, s, name string, cmd []string, opts ins
 	n.mu.Unlock()
 	if err != nil {
 		return instance.ExecResult{}, err
+	}
+	if len(cmd) == 3 && strings.HasPrefix(cmd[2], "docker swarm init") {
+		// A swarm forms at once: the init answers with the join tokens asked for after it (see session/swarm).
+		return instance.ExecResult{Stdout: []byte("SWMTKN-manager\nSWMTKN-worker\n")}, nil
 	}
 	if n.Answer == nil {
 		return instance.ExecResult{}, nil
