@@ -260,30 +260,3 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
-
-// A documentation page's lab to a usable prompt, measured as BenchmarkLandingToPrompt is (run both in one run to
-// compare): from opening a page with <sandlot-lab nodes="1">, through a click on Start, until node1's terminal
-// shows its prompt. The page is on Sandlot's origin (a test page in front of the server).
-func BenchmarkLabStartToPrompt(b *testing.B) {
-	needEngine(b)
-	srv := startServer(b, "--data", b.TempDir(), "--admin-token", admin)
-	site := newDocSite(b, "/assets/sandlot-lab.js", srv.url)
-	site.page = strings.Replace(docPage("/assets/sandlot-lab.js"), `nodes="2"`, `nodes="1"`, 1)
-	p := newPage(b, site.URL)
-	var took []float64
-	for b.Loop() {
-		start := time.Now()
-		p.do("open the page", chromedp.Navigate(site.URL+"/docs/lab.html"))
-		p.waitJS("the Start button", `document.querySelector("sandlot-lab")?.dataset.state === "idle"`, 10*time.Second)
-		p.do("start", chromedp.Click(chromedp.CSS("sandlot-lab .sl-lab-start")))
-		p.waitJS("node1's prompt", `/\[node1 [0-9.]+\] .*[#$] ?$/m.test(document.querySelector('sandlot-lab sandlot-terminal[instance="node1"]')?.text?.() ?? "")`, 60*time.Second)
-		took = append(took, float64(time.Since(start).Milliseconds()))
-		b.StopTimer()
-		var id string
-		p.eval(`document.querySelector("sandlot-lab").session.id`, &id)
-		p.eval(`sessionStorage.clear(); true`, nil)
-		deleteSession(b, srv.url, id)
-		b.StartTimer()
-	}
-	reportMillis(b, "lab start to prompt", took)
-}
