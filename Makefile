@@ -86,7 +86,7 @@ $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
 ## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec; the
-## lab proxy against direct requests; a workshop's idle dashboard; the page (bundle size, landing page to a prompt,
+## lab proxy against direct requests; a workshop's idle dashboard; the page (bundle size, landing page, labs and PWD pages to a prompt,
 ## 20 attendees joining at once)
 bench: images host-browser $(UI) $(RUNTIME)
 	@ops/with-node-engine $(MAKE) --no-print-directory bench-on-engine
@@ -103,7 +103,7 @@ bench-on-engine:
 	$(GO) test -run '^$$' -bench 'TenAtOnce' -benchtime 3x ./images
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ImagePull|ImageTenUncached' -benchtime 1x -timeout 20m ./e2e
 	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
-	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt|EmbeddedToPrompt' -benchtime 7x ./e2e
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'WorkshopJoin' -benchtime 1x -count 3 -timeout 30m ./e2e
 
 ## screenshots: the browser tests' current screenshots of the page, into docs/screenshots (for the README)
