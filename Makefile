@@ -7,12 +7,13 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := bin/sandlot
 RUNTIME := bin/sandlot-runtime
+IMAGE_BIN := bin/image/sandlot
 GO_SOURCES := $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
 STATICCHECK := $(HOME)/go/bin/staticcheck
 UI := frontend/dist/index.html
 NODE_MODULES := frontend/node_modules/.package-lock.json
 
-.PHONY: all build ui host host-browser images engine engine-stop run test lint unit bench bench-on-engine screenshots gc clean
+.PHONY: all build ui host host-browser images node-image server-images engine engine-stop run test lint unit bench bench-on-engine screenshots gc clean
 
 all: build
 
@@ -43,12 +44,24 @@ host:
 host-browser:
 	@ops/bootstrap-host --browser
 
-## images: the node image sandlot/node:latest (rebuilt only when ops/node or the builder changed)
-images: host
+## images: the node image sandlot/node:latest, and the images docker-compose.yml runs: sandlot/sandlot (the server)
+## and sandlot/redis; each is rebuilt only when its inputs changed
+images: node-image server-images
+
+## node-image: the node image sandlot/node:latest (rebuilt only when ops/node or the builder changed)
+node-image: host
 	@ops/build-node-image
 
+## server-images: sandlot/sandlot and sandlot/redis (ops/sandlot), offline like the node image
+server-images: host $(IMAGE_BIN)
+	@ops/build-sandlot-image $(IMAGE_BIN)
+
+# The server for its image: static, so that it runs on the image's Debian whatever this host's C library is.
+$(IMAGE_BIN): $(GO_SOURCES) $(UI)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/sandlot
+
 ## engine: the node engine (user-namespaced nodes; it keeps running), with the node image in it
-engine: images $(RUNTIME)
+engine: node-image $(RUNTIME)
 	@ops/node-engine start --runtime $(RUNTIME)
 	@ops/node-engine load-image sandlot/node:latest
 

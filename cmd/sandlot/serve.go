@@ -248,6 +248,18 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		wg.Add(1)
 		go func() { defer wg.Done(); preloadTemplates(workCtx, cache, tmpls, log) }()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Sessions whose nodes were removed while no Sandlot ran (docker-compose down, then up) get them back.
+		made, err := svc.RestoreNodes(workCtx)
+		if err != nil && workCtx.Err() == nil {
+			log.Error("restoring the nodes of sessions", "err", err)
+		}
+		if made > 0 {
+			log.Info("restored the missing nodes of sessions", "nodes", made)
+		}
+	}()
 	served := make(chan error, 1)
 	go func() {
 		if certs != nil {
