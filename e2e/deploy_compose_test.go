@@ -28,16 +28,18 @@ import (
 // composeProject is one docker-compose deployment of the repository's docker-compose.yml under a project name of
 // its own, on the local engine, with its nodes on the node engine.
 type composeProject struct {
-	t       testing.TB
-	name    string
-	dir     string   // the repository
-	env     []string // for docker-compose and make: the local engine, the project's port and settings
-	url     string
-	nodeEng *client.Client
+	t        testing.TB
+	name     string
+	dir      string   // the repository
+	override string   // the test's additions: labels on everything the project makes
+	env      []string // for docker-compose and make: the local engine, the project's port and settings
+	url      string
+	nodeEng  *client.Client
 }
 
 func (p *composeProject) compose(args ...string) (string, error) {
-	cmd := exec.Command("docker-compose", append([]string{"-p", p.name, "-f", filepath.Join(p.dir, "docker-compose.yml")}, args...)...)
+	files := []string{"-p", p.name, "-f", filepath.Join(p.dir, "docker-compose.yml"), "-f", p.override}
+	cmd := exec.Command("docker-compose", append(files, args...)...)
 	cmd.Env = p.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -164,6 +166,21 @@ func TestDeployCompose(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
+	// Everything the project makes on the local engine carries the labels of Sandlot's tests, the project's name as
+	// its session and owner, so that a leak is found and nobody else's clean-up takes it for theirs.
+	p.override = filepath.Join(t.TempDir(), "docker-compose.labels.yml")
+	var o strings.Builder
+	o.WriteString("version: \"3.8\"\nservices:\n")
+	for _, svc := range []string{"redis", "keeper", "sandlot"} {
+		fmt.Fprintf(&o, "  %s:\n    labels: {sandlot.session: %s, sandlot.instance: %s, sandlot.owner: %s}\n", svc, p.name, svc, p.name)
+	}
+	o.WriteString("volumes:\n")
+	for _, v := range []string{"redis-data", "redis-run", "sandlot-data"} {
+		fmt.Fprintf(&o, "  %s:\n    labels: {sandlot.session: %s, sandlot.instance: %s, sandlot.owner: %s}\n", v, p.name, v, p.name)
+	}
+	if err := os.WriteFile(p.override, []byte(o.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// No image cache: its one address is the host's (169.254.213.1:5000), which another Sandlot here may hold.
 	p.env = append(env, "DOCKER_HOST="+local, "SANDLOT_LISTEN="+addr, "SANDLOT_REGISTRY=off")
 
@@ -176,6 +193,10 @@ func TestDeployCompose(t *testing.T) {
 
 	owner := ""
 	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := p.compose("logs", "--no-color", "--tail", "50")
+			t.Logf("deployment logs:\n%s", logs)
+		}
 		out, err := p.compose("down", "-v", "--timeout", "60")
 		if err != nil {
 			t.Errorf("docker-compose down -v: %v\n%s", err, out)
@@ -186,9 +207,11 @@ func TestDeployCompose(t *testing.T) {
 				p.removeLabelled(owner)
 			}
 		}
-		if t.Failed() {
-			logs, _ := p.compose("logs", "--no-color", "--tail", "50")
-			t.Logf("deployment logs:\n%s", logs)
+		if out, err := exec.Command("docker", "-H", local, "ps", "-aq", "--filter", "label=sandlot.session="+p.name).Output(); err != nil || len(out) > 0 {
+			t.Errorf("after down -v, containers of the project on the local engine: %q %v", out, err)
+		}
+		if out, err := exec.Command("docker", "-H", local, "volume", "ls", "-q", "--filter", "label=sandlot.session="+p.name).Output(); err != nil || len(out) > 0 {
+			t.Errorf("after down -v, volumes of the project on the local engine: %q %v", out, err)
 		}
 	})
 	start := time.Now()
@@ -241,9 +264,15 @@ func TestDeployCompose(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitFor(t, 10*time.Second, "the node's web server through the lab proxy", func() bool {
-		return strings.Contains(labGet(), "served-from-node1")
-	})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		last := labGet()
+		if strings.Contains(last, "served-from-node1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node's web server through the lab proxy: %.300q", last)
+		}
+	}
 	if n, _, _ := p.labelled(owner); n != 1 {
 		t.Fatalf("%d containers of the deployment on the node engine, want 1 (node1)", n)
 	}
