@@ -1,20 +1,11 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,47 +13,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/sandlot/sandlot/internal/testcert"
 )
-
-// selfSigned writes a self-signed certificate for 127.0.0.1, localhost and *.localhost into dir and returns the
-// paths of the certificate and key and a pool that trusts it.
-func selfSigned(t testing.TB, dir string) (certPath, keyPath string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "sandlot test"},
-		DNSNames: []string{"localhost", "*.localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certPath, keyPath, pool
-}
 
 // TestDeployTLS: sandlot serve --tls-cert --tls-key serves the API over HTTPS with HSTS, marks the session cookie
 // Secure, gives https lab links, and a terminal works over wss with that cookie; plain HTTP on the port is refused.
 func TestDeployTLS(t *testing.T) {
 	needEngine(t)
 	dir := t.TempDir()
-	certPath, keyPath, pool := selfSigned(t, dir)
+	certPath, keyPath, pool := testcert.Write(t, dir, "localhost", "*.localhost", "127.0.0.1")
 	srv := startServer(t, "--data", filepath.Join(dir, "data"), "--tls-cert", certPath, "--tls-key", keyPath)
 	if !strings.HasPrefix(srv.url, "https://127.0.0.1:") {
 		t.Fatalf("server url %s", srv.url)
