@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/sandlot/sandlot/internal/testcert"
 )
@@ -103,4 +107,44 @@ func TestDeployTLS(t *testing.T) {
 	} else if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("terminal without a token: %v %v", resp, err)
 	}
+}
+
+// TestBrowserOverTLS: the page over https in chromium (trusting the test's certificate by its key, nothing else):
+// a session from the landing page, its node, and a command typed into its terminal, which under an https page can
+// only be a wss connection (the browser blocks ws:// from it).
+func TestBrowserOverTLS(t *testing.T) {
+	needEngine(t)
+	dir := t.TempDir()
+	certPath, keyPath, pool := testcert.Write(t, dir, "localhost", "*.localhost", "127.0.0.1")
+	srv := startServer(t, "--data", filepath.Join(dir, "data"), "--admin-token", admin, "--tls-cert", certPath,
+		"--tls-key", keyPath)
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	ctx := startChromium(t, chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
+	p := &page{t: t, ctx: ctx, url: srv.url}
+	p.start("1-node")
+	id := sessionIDOf(p)
+	c := apiClient{base: srv.url, http: &http.Client{Timeout: time.Minute,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	t.Cleanup(func() {
+		c.call(t, "DELETE", "/api/v1/sessions/"+id, admin, "", nil)
+		waitFor(t, 30*time.Second, "nothing of session "+id+" left in Docker", func() bool { return countLabelled(t, id) == 0 })
+	})
+	var protocol string
+	p.eval(`location.protocol`, &protocol)
+	if protocol != "https:" {
+		t.Fatalf("the page is on %q", protocol)
+	}
+	p.waitNodes(1, 60*time.Second)
+	p.pick("node1")
+	p.waitPrompt("node1", 1)
+	p.typeLine("echo over-$((6*7))-tls")
+	p.waitScreen("node1", 1, `over-42-tls`, 15*time.Second)
 }

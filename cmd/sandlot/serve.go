@@ -233,7 +233,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return err
 	}
 	// Bodies have their own pace limits (session/api); a connection idle between requests is closed after a while.
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// The server's own complaints (failed TLS handshakes, bad requests) in the same JSON log as the rest.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if certs != nil {
 		server.Handler = strictTransport(handler)
 		server.TLSConfig = certs.config()
