@@ -253,6 +253,8 @@ func TestDeployCompose(t *testing.T) {
 	header := http.Header{"Authorization": {"Bearer " + sess.Token}}
 	terminalSays(t, websocket.DefaultDialer, "ws://"+addr+"/api/v1/sessions/"+sess.ID+"/instances/node1/terminal?t=1",
 		header, "echo compose-$((6*7))", regexp.MustCompile(`compose-42`))
+	// The terminal took the short way (its supervisor's socket in the node), not only the engine's exec streams.
+	mustExec(".sock", "ls", "/run/sandlot/tty")
 	labGet := func() string {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/lab/%s/node1/8000/", p.url, sess.ID), nil)
 		req.Header.Set("Authorization", "Bearer "+sess.Token)

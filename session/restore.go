@@ -14,7 +14,7 @@ import (
 // (`docker-compose down` removes every node; the sessions stay in Redis) and brought up again: the sessions then
 // carry on with fresh nodes, on a fresh network, whose files, inner containers and swarm are gone. A node Sandlot
 // removed is not in the store, so it is not made again; sessions still being set up or pooled are left to their
-// own leases and to the pool.
+// own leases and to the pool, and sessions past their deadline to the reaper.
 func (s *Service) RestoreNodes(ctx context.Context) (int, error) {
 	ids, err := s.store.Live(ctx)
 	if err != nil {
@@ -42,8 +42,8 @@ func (s *Service) restoreSession(ctx context.Context, id string) (int, error) {
 	} else if err != nil {
 		return 0, fmt.Errorf("restore session %s: %w", id, err)
 	}
-	if sess.State != StateActive || len(sess.Instances) == 0 {
-		return 0, nil
+	if sess.State != StateActive || len(sess.Instances) == 0 || !time.Now().Before(sess.ExpiresAt) {
+		return 0, nil // the reaper ends one past its deadline; no node is made for that
 	}
 	running, err := s.nodes.List(ctx, id)
 	if err != nil {
