@@ -100,7 +100,7 @@ $(STATICCHECK):
 
 ## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec; the
 ## lab proxy against direct requests; a workshop's idle dashboard; the page (bundle size, landing page to a prompt,
-## 20 attendees joining at once)
+## 20 attendees joining at once); keystroke echo through the compose deployment against the host's server)
 bench: images host-browser $(UI) $(RUNTIME)
 	@ops/with-node-engine $(MAKE) --no-print-directory bench-on-engine
 
@@ -118,6 +118,7 @@ bench-on-engine:
 	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt' -benchtime 7x ./e2e
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'WorkshopJoin' -benchtime 1x -count 3 -timeout 30m ./e2e
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'DeployEcho' -benchtime 1x -count 3 ./e2e
 
 ## screenshots: the browser tests' current screenshots of the page, into docs/screenshots (for the README)
 screenshots: images host-browser $(UI) $(RUNTIME)

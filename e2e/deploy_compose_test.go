@@ -30,11 +30,13 @@ import (
 type composeProject struct {
 	t        testing.TB
 	name     string
-	dir      string   // the repository
-	override string   // the test's additions: labels on everything the project makes
-	env      []string // for docker-compose and make: the local engine, the project's port and settings
-	url      string
-	nodeEng  *client.Client
+	dir      string // the repository
+	override string // the test's additions: labels on everything the project makes
+	// deployment is the deployment's name (its sandlot.owner) once it is up
+	deployment string
+	env        []string // for docker-compose and make: the local engine, the project's port and settings
+	url        string
+	nodeEng    *client.Client
 }
 
 func (p *composeProject) compose(args ...string) (string, error) {
@@ -119,11 +121,11 @@ func (p *composeProject) waitReady(within time.Duration) {
 	})
 }
 
-// TestDeployCompose is the acceptance of the compose file: `make images && docker-compose up -d` serves the page
-// and runs a lab (a session, a node, exec, a terminal, the lab proxy); restarting the sandlot service leaves the
-// node running; `docker-compose down` leaves no node behind; the session survives down and up (its node is made
-// again).
-func TestDeployCompose(t *testing.T) {
+// newComposeProject makes a compose project of the repository's docker-compose.yml for t, with a name and a
+// loopback port of its own, after `make images`; t's end takes it down with its volumes and checks that nothing of
+// it is left on either engine. Nothing is started yet.
+func newComposeProject(t testing.TB) *composeProject {
+	t.Helper()
 	needEngine(t)
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		if os.Getenv("SANDLOT_REQUIRE_DOCKER") == "1" {
@@ -148,7 +150,7 @@ func TestDeployCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nodeEng.Close()
+	t.Cleanup(func() { nodeEng.Close() })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +193,6 @@ func TestDeployCompose(t *testing.T) {
 		t.Fatalf("make images: %v\n%s", err, out)
 	}
 
-	owner := ""
 	t.Cleanup(func() {
 		if t.Failed() {
 			logs, _ := p.compose("logs", "--no-color", "--tail", "50")
@@ -201,10 +202,10 @@ func TestDeployCompose(t *testing.T) {
 		if err != nil {
 			t.Errorf("docker-compose down -v: %v\n%s", err, out)
 		}
-		if owner != "" {
-			if c, n, v := p.labelled(owner); c+n+v > 0 {
+		if p.deployment != "" {
+			if c, n, v := p.labelled(p.deployment); c+n+v > 0 {
 				t.Errorf("after down -v: %d containers, %d networks, %d volumes of the deployment left", c, n, v)
-				p.removeLabelled(owner)
+				p.removeLabelled(p.deployment)
 			}
 		}
 		if out, err := exec.Command("docker", "-H", local, "ps", "-aq", "--filter", "label=sandlot.session="+p.name).Output(); err != nil || len(out) > 0 {
@@ -214,11 +215,23 @@ func TestDeployCompose(t *testing.T) {
 			t.Errorf("after down -v, volumes of the project on the local engine: %q %v", out, err)
 		}
 	})
+	return p
+}
+
+// TestDeployCompose is the acceptance of the compose file: `make images && docker-compose up -d` serves the page
+// and runs a lab (a session, a node, exec, a terminal, the lab proxy); restarting the sandlot service leaves the
+// node running; `docker-compose down` leaves no node behind; the session survives down and up (its node is made
+// again).
+func TestDeployCompose(t *testing.T) {
+	p := newComposeProject(t)
+	addr := strings.TrimPrefix(p.url, "http://")
+	nodeEng := p.nodeEng
 	start := time.Now()
 	p.mustCompose("up", "-d")
 	p.waitReady(90 * time.Second)
 	t.Logf("up -d to ready: %v", time.Since(start).Round(time.Millisecond))
-	owner = p.owner()
+	p.deployment = p.owner()
+	owner := p.deployment
 
 	// The page.
 	resp, err := http.Get(p.url + "/")
