@@ -343,3 +343,28 @@ func TestDeployCompose(t *testing.T) {
 	terminalSays(t, websocket.DefaultDialer, "ws://"+addr+"/api/v1/sessions/"+sess.ID+"/instances/node1/terminal?t=1",
 		header, "echo again-$((6*7))", regexp.MustCompile(`again-42`))
 }
+
+// TestComposeFileLoads: both compose implementations read the file as it is, and so does the stack loader of the
+// docker CLI (`docker stack config`, where the CLI has it), so that `docker stack deploy` can take it later.
+func TestComposeFileLoads(t *testing.T) {
+	checks := []struct{ probe, args []string }{
+		{[]string{"docker-compose", "version"}, []string{"docker-compose", "-f", "../docker-compose.yml", "config", "-q"}},
+		{[]string{"docker", "compose", "version"}, []string{"docker", "compose", "-f", "../docker-compose.yml", "config", "-q"}},
+		{[]string{"docker", "stack", "config", "--help"}, []string{"docker", "stack", "config", "-c", "../docker-compose.yml"}},
+	}
+	ran := 0
+	for _, c := range checks {
+		args := c.args
+		// Is it there at all (the compose plugin and stack config are not in every CLI)?
+		if exec.Command(c.probe[0], c.probe[1:]...).Run() != nil {
+			continue
+		}
+		ran++
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if ran == 0 {
+		t.Skip("neither docker-compose nor a docker CLI with compose or stack config")
+	}
+}
