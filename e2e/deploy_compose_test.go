@@ -342,6 +342,13 @@ func TestDeployCompose(t *testing.T) {
 	}
 	terminalSays(t, websocket.DefaultDialer, "ws://"+addr+"/api/v1/sessions/"+sess.ID+"/instances/node1/terminal?t=1",
 		header, "echo again-$((6*7))", regexp.MustCompile(`again-42`))
+
+	// Redis gone before the keeper is stopped: it still knows the deployment's name and removes its nodes.
+	p.mustCompose("stop", "redis")
+	p.mustCompose("down")
+	if c, n, v := p.labelled(owner); c+n+v > 0 {
+		t.Fatalf("down after Redis stopped: %d containers, %d networks, %d volumes of the deployment left", c, n, v)
+	}
 }
 
 // TestComposeFileLoads: both compose implementations read the file as it is, and so does the stack loader of the
