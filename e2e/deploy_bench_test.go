@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	bin "encoding/binary"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,11 +22,7 @@ func openEchoTerm(b *testing.B, url, token string) *echoTerm {
 		b.Fatalf("open terminal %s: %v", url, err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	hello := []byte{'h', 1, 0}
-	hello = bin.BigEndian.AppendUint16(hello, 100)
-	hello = bin.BigEndian.AppendUint16(hello, 30)
-	hello = bin.BigEndian.AppendUint64(hello, 0)
-	if err := conn.WriteMessage(websocket.BinaryMessage, hello); err != nil {
+	if err := conn.WriteMessage(websocket.BinaryMessage, driverHello(0)); err != nil {
 		b.Fatal(err)
 	}
 	t := &echoTerm{conn: conn}
@@ -56,9 +51,8 @@ func openEchoTerm(b *testing.B, url, token string) *echoTerm {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close() })
-	resume := append([]byte{'h', 1, 0}, hello[3:7]...)
-	resume = bin.BigEndian.AppendUint64(resume, 1<<62) // only what comes from now on (the server sends its tail)
-	if err := conn.WriteMessage(websocket.BinaryMessage, resume); err != nil {
+	// Only what comes from now on (the server resends its tail).
+	if err := conn.WriteMessage(websocket.BinaryMessage, driverHello(1<<62)); err != nil {
 		b.Fatal(err)
 	}
 	t.conn = conn
@@ -115,7 +109,7 @@ func BenchmarkDeployEcho(b *testing.B) {
 	b.ResetTimer()
 	times := map[string][]time.Duration{}
 	for range b.N {
-		for i := range 300 {
+		for i := range 1000 {
 			c := byte('x')
 			if i%2 == 1 {
 				c = 0x7f // erase it again: the line stays short

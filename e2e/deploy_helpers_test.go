@@ -69,6 +69,14 @@ func (c apiClient) exec(t testing.TB, id, token, node string, cmd ...string) (ex
 	return res, json.Unmarshal(data, &res)
 }
 
+// driverHello is a terminal's HELLO (terminal/PROTOCOL.md) for a driver of 100x30 that needs output from resume on.
+func driverHello(resume uint64) []byte {
+	hello := []byte{'h', 1, 0}
+	hello = bin.BigEndian.AppendUint16(hello, 100)
+	hello = bin.BigEndian.AppendUint16(hello, 30)
+	return bin.BigEndian.AppendUint64(hello, resume)
+}
+
 // terminalSays opens a terminal (terminal/PROTOCOL.md) as its driver with dialer and header, types line, and
 // waits until the output matches want; it returns the output seen.
 func terminalSays(t testing.TB, dialer *websocket.Dialer, url string, header http.Header, line string, want *regexp.Regexp) string {
@@ -82,11 +90,7 @@ func terminalSays(t testing.TB, dialer *websocket.Dialer, url string, header htt
 		t.Fatalf("open terminal %s: %v %s", url, err, status)
 	}
 	defer conn.Close()
-	hello := []byte{'h', 1, 0}
-	hello = bin.BigEndian.AppendUint16(hello, 100)
-	hello = bin.BigEndian.AppendUint16(hello, 30)
-	hello = bin.BigEndian.AppendUint64(hello, 0)
-	if err := conn.WriteMessage(websocket.BinaryMessage, hello); err != nil {
+	if err := conn.WriteMessage(websocket.BinaryMessage, driverHello(0)); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.WriteMessage(websocket.BinaryMessage, append([]byte{'i'}, line+"\r"...)); err != nil {

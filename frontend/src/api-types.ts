@@ -68,6 +68,8 @@ export interface Session {
   instances: Instance[];
   /** the workshop whose attendee holds the session, if any */
   workshop_id?: string;
+  /** images pulled into each of its nodes besides its template's (a workshop's) */
+  images?: string[];
 }
 
 /** A session as its holder sees it: with what it may still use. */
@@ -237,6 +239,8 @@ export interface Workshop {
   code: string;
   title: string;
   template: string;
+  /** image references pulled into every attendee's nodes as they are made, from the image cache (into which they are preloaded when the workshop is created); attendees of such a workshop do not get pooled nodes */
+  images?: string[];
   seats: number;
   /** each attendee's session (like "2h"), unless the window ends first */
   duration?: string;
@@ -383,6 +387,8 @@ export interface CreateWorkshopRequest {
   starts_at?: string;
   /** in the future, after starts_at, at most --max-duration after it; an RFC 3339 time */
   ends_at?: string;
+  /** image references pulled into every attendee's nodes as they are made, from the image cache (into which they are preloaded when the workshop is created); attendees of such a workshop do not get pooled nodes */
+  images?: string[];
 }
 
 export interface LockRequest {
