@@ -56,9 +56,10 @@ node-image: host
 server-images: host $(IMAGE_BIN)
 	@ops/build-sandlot-image $(IMAGE_BIN)
 
-# The server for its image: static, so that it runs on the image's Debian whatever this host's C library is.
+# The server for its image: static, so that it runs on the image's Debian whatever this host's C library is; without
+# version control stamps, so that a commit that changes no code changes no image.
 $(IMAGE_BIN): $(GO_SOURCES) $(UI)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/sandlot
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o $@ ./cmd/sandlot
 
 ## engine: the node engine (user-namespaced nodes; it keeps running), with the node image in it
 engine: node-image $(RUNTIME)
