@@ -35,6 +35,27 @@ func (s *Service) RestoreNodes(ctx context.Context) (int, error) {
 	return made, errors.Join(errs...)
 }
 
+// RunRestore runs RestoreNodes once at a server's start, and again (up to 10 passes, 3 s apart) while a pass
+// fails, as on an engine busy making networks for others; each pass makes only what is still missing. It returns
+// when a pass succeeded, after the last, or when ctx is done.
+func (s *Service) RunRestore(ctx context.Context) {
+	for attempt := 1; attempt <= 10; attempt++ {
+		made, err := s.RestoreNodes(ctx)
+		if made > 0 {
+			s.log.Info("restored the missing nodes of sessions", "nodes", made)
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		s.log.Error("restoring the nodes of sessions", "err", err, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
 func (s *Service) restoreSession(ctx context.Context, id string) (int, error) {
 	sess, err := s.store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {

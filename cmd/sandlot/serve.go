@@ -251,27 +251,7 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		go func() { defer wg.Done(); preloadTemplates(workCtx, cache, tmpls, log) }()
 	}
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// Sessions whose nodes were removed while no Sandlot ran (docker-compose down, then up) get them back. A
-		// pass that fails (an engine busy making networks) is tried again a few times; each makes only what is
-		// still missing.
-		for attempt := 1; attempt <= 10; attempt++ {
-			made, err := svc.RestoreNodes(workCtx)
-			if made > 0 {
-				log.Info("restored the missing nodes of sessions", "nodes", made)
-			}
-			if err == nil || workCtx.Err() != nil {
-				return
-			}
-			log.Error("restoring the nodes of sessions", "err", err, "attempt", attempt)
-			select {
-			case <-workCtx.Done():
-				return
-			case <-time.After(3 * time.Second):
-			}
-		}
-	}()
+	go func() { defer wg.Done(); svc.RunRestore(workCtx) }()
 	served := make(chan error, 1)
 	go func() {
 		if certs != nil {
