@@ -268,8 +268,14 @@ func TestDeployCompose(t *testing.T) {
 		header, "echo compose-$((6*7))", regexp.MustCompile(`compose-42`))
 	// The terminal took the short way (its supervisor's socket in the node), not only the engine's exec streams.
 	mustExec(".sock", "ls", "/run/sandlot/tty")
+	// Path-based and host-based (node1-8000-<id>.localhost, the default lab domain), by turns.
+	tries := 0
 	labGet := func() string {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/lab/%s/node1/8000/", p.url, sess.ID), nil)
+		if tries++; tries%2 == 0 {
+			req, _ = http.NewRequest("GET", p.url+"/", nil)
+			req.Host = fmt.Sprintf("node1-8000-%s.localhost:%s", sess.ID, strings.Split(addr, ":")[1])
+		}
 		req.Header.Set("Authorization", "Bearer "+sess.Token)
 		resp, err := c.http.Do(req)
 		if err != nil {
@@ -279,10 +285,13 @@ func TestDeployCompose(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline, served := time.Now().Add(15*time.Second), map[bool]bool{}; ; time.Sleep(200 * time.Millisecond) {
 		last := labGet()
 		if strings.Contains(last, "served-from-node1") {
-			break
+			if served[tries%2 == 0] = true; len(served) == 2 { // host-based and path-based both
+				break
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the node's web server through the lab proxy: %.300q", last)
