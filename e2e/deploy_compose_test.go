@@ -32,6 +32,7 @@ type composeProject struct {
 	name     string
 	dir      string // the repository
 	override string // the test's additions: labels on everything the project makes
+	local    string // the local engine, where the project's containers run
 	// deployment is the deployment's name (its sandlot.owner) once it is up
 	deployment string
 	env        []string // for docker-compose and make: the local engine, the project's port and settings
@@ -45,6 +46,21 @@ func (p *composeProject) compose(args ...string) (string, error) {
 	cmd.Env = p.env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// serverImage is the test's tag of sandlot/sandlot.
+func (p *composeProject) serverImage() string { return "sandlot/sandlot:" + p.name }
+
+// upgrade gives the test's server image a new build (the same server with one more label), as `make images` does
+// when Sandlot changed.
+func (p *composeProject) upgrade() {
+	p.t.Helper()
+	cmd := exec.Command("docker", "-H", p.local, "build", "-q", "-t", p.serverImage(), "-")
+	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("FROM %s\nLABEL sandlot.test.upgrade=%d\n", p.serverImage(), time.Now().UnixNano()))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		p.t.Fatalf("upgrade the server image: %v\n%s", err, out)
+	}
 }
 
 func (p *composeProject) mustCompose(args ...string) string {
@@ -176,6 +192,8 @@ func newComposeProject(t testing.TB) *composeProject {
 	for _, svc := range []string{"redis", "keeper", "sandlot"} {
 		fmt.Fprintf(&o, "  %s:\n    labels: {sandlot.session: %s, sandlot.instance: %s, sandlot.owner: %s}\n", svc, p.name, svc, p.name)
 	}
+	// The server's image under a tag of the test's own, so that the test can "upgrade" it (upgrade).
+	fmt.Fprintf(&o, "  sandlot:\n    image: %s\n", p.serverImage())
 	o.WriteString("volumes:\n")
 	for _, v := range []string{"redis-data", "redis-run", "sandlot-data"} {
 		fmt.Fprintf(&o, "  %s:\n    labels: {sandlot.session: %s, sandlot.instance: %s, sandlot.owner: %s}\n", v, p.name, v, p.name)
@@ -192,6 +210,10 @@ func newComposeProject(t testing.TB) *composeProject {
 	if out, err := mk.CombinedOutput(); err != nil {
 		t.Fatalf("make images: %v\n%s", err, out)
 	}
+	p.local = local
+	if out, err := exec.Command("docker", "-H", local, "tag", "sandlot/sandlot:latest", p.serverImage()).CombinedOutput(); err != nil {
+		t.Fatalf("tag the server image: %v\n%s", err, out)
+	}
 
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -207,6 +229,9 @@ func newComposeProject(t testing.TB) *composeProject {
 				t.Errorf("after down -v: %d containers, %d networks, %d volumes of the deployment left", c, n, v)
 				p.removeLabelled(p.deployment)
 			}
+		}
+		if out, err := exec.Command("docker", "-H", local, "rmi", p.serverImage()).CombinedOutput(); err != nil {
+			t.Errorf("remove the test's server image: %v\n%s", err, out)
 		}
 		if out, err := exec.Command("docker", "-H", local, "ps", "-aq", "--filter", "label=sandlot.session="+p.name).Output(); err != nil || len(out) > 0 {
 			t.Errorf("after down -v, containers of the project on the local engine: %q %v", out, err)
@@ -315,6 +340,19 @@ func TestDeployCompose(t *testing.T) {
 	p.waitReady(60 * time.Second)
 	if after := nodeID(); after != before {
 		t.Fatalf("restarting sandlot replaced the node: %s -> %s", before[:12], after[:12])
+	}
+	mustExec("served-from-node1", "cat", "/srv/www/index.html")
+
+	// An upgrade: a new server image, then up -d. Compose replaces the server and nothing else; the node stays.
+	p.upgrade()
+	out := p.mustCompose("up", "-d")
+	if !strings.Contains(out, "Recreating "+p.name+"_sandlot_1") || strings.Contains(out, "Recreating "+p.name+"_keeper_1") ||
+		strings.Contains(out, "Recreating "+p.name+"_redis_1") {
+		t.Fatalf("up -d after an upgrade of the server image:\n%s", out)
+	}
+	p.waitReady(60 * time.Second)
+	if after := nodeID(); after != before {
+		t.Fatalf("upgrading sandlot replaced the node: %s -> %s", before[:12], after[:12])
 	}
 	mustExec("served-from-node1", "cat", "/srv/www/index.html")
 
