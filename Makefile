@@ -7,12 +7,13 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO ?= go
 BIN := bin/sandlot
 RUNTIME := bin/sandlot-runtime
+IMAGE_BIN := bin/image/sandlot
 GO_SOURCES := $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
 STATICCHECK := $(HOME)/go/bin/staticcheck
 UI := frontend/dist/index.html
 NODE_MODULES := frontend/node_modules/.package-lock.json
 
-.PHONY: all build ui host host-browser images engine engine-stop run test lint unit bench bench-on-engine screenshots gc clean
+.PHONY: all build ui host host-browser images node-image server-images engine engine-stop run test lint unit bench bench-on-engine screenshots gc clean
 
 all: build
 
@@ -43,12 +44,25 @@ host:
 host-browser:
 	@ops/bootstrap-host --browser
 
-## images: the node image sandlot/node:latest (rebuilt only when ops/node or the builder changed)
-images: host
+## images: the node image sandlot/node:latest, and the images docker-compose.yml runs: sandlot/sandlot (the server)
+## and sandlot/redis; each is rebuilt only when its inputs changed
+images: node-image server-images
+
+## node-image: the node image sandlot/node:latest (rebuilt only when ops/node or the builder changed)
+node-image: host
 	@ops/build-node-image
 
+## server-images: sandlot/sandlot and sandlot/redis (ops/sandlot), offline like the node image
+server-images: host $(IMAGE_BIN)
+	@ops/build-sandlot-image $(IMAGE_BIN)
+
+# The server for its image: static, so that it runs on the image's Debian whatever this host's C library is; without
+# version control stamps, so that a commit that changes no code changes no image.
+$(IMAGE_BIN): $(GO_SOURCES) $(UI)
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o $@ ./cmd/sandlot
+
 ## engine: the node engine (user-namespaced nodes; it keeps running), with the node image in it
-engine: images $(RUNTIME)
+engine: node-image $(RUNTIME)
 	@ops/node-engine start --runtime $(RUNTIME)
 	@ops/node-engine load-image sandlot/node:latest
 
@@ -86,8 +100,9 @@ $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 
 ## bench: nodes against plain docker run; sessions, quota, swarm setup; terminals against raw docker exec; the
-## lab proxy against direct requests; a workshop's idle dashboard; the page (bundle size, landing page, labs and PWD pages to a prompt,
-## 20 attendees joining at once)
+## lab proxy against direct requests; a workshop's idle dashboard; the page (bundle size, landing page, labs and
+## PWD pages to a prompt, 20 attendees joining at once); keystroke echo through the compose deployment against the
+## host's server
 bench: images host-browser $(UI) $(RUNTIME)
 	@ops/with-node-engine $(MAKE) --no-print-directory bench-on-engine
 
@@ -105,6 +120,7 @@ bench-on-engine:
 	$(GO) test -run '^$$' -bench 'BundleSize' -benchtime 1x ./frontend
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LandingToPrompt|EmbeddedToPrompt' -benchtime 7x ./e2e
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'WorkshopJoin' -benchtime 1x -count 3 -timeout 30m ./e2e
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'DeployEcho' -benchtime 1x -count 3 ./e2e
 
 ## screenshots: the browser tests' current screenshots of the page, into docs/screenshots (for the README)
 screenshots: images host-browser $(UI) $(RUNTIME)

@@ -62,9 +62,9 @@ func (c *chromium) page() *page {
 	return &page{t: c.t, ctx: ctx, url: c.url}
 }
 
-// startChromium starts a headless Debian chromium (a fresh profile, 1280x720) and returns its first tab's context;
-// the test's end stops it.
-func startChromium(t testing.TB) context.Context {
+// startChromium starts a headless Debian chromium (a fresh profile, 1280x720, with extra options if any) and
+// returns its first tab's context; the test's end stops it.
+func startChromium(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -82,7 +82,7 @@ func startChromium(t testing.TB) context.Context {
 		chromedp.Flag("disable-background-timer-throttling", true), chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 720)); err != nil { // the first Do starts the browser

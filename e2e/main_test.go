@@ -119,7 +119,11 @@ func startServer(t testing.TB, args ...string) *proc {
 			t.Logf("server log:\n%s", log)
 		}
 	})
-	want := "Sandlot is serving on http://" + addr + "/"
+	scheme := "http"
+	if slices.Contains(args, "--tls-cert") {
+		scheme = "https"
+	}
+	want := "Sandlot is serving on " + scheme + "://" + addr + "/"
 	select {
 	case line := <-lines:
 		if line != want {
@@ -131,6 +135,6 @@ func startServer(t testing.TB, args ...string) *proc {
 	case <-time.After(60 * time.Second):
 		t.Fatal("server did not start in 60 s")
 	}
-	p.url = "http://" + addr
+	p.url = scheme + "://" + addr
 	return p
 }

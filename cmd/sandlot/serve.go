@@ -47,6 +47,7 @@ type serveOptions struct {
 	pool                                                                        *string
 	stackMaxKiB, stacksPerClient                                                *int
 	stackAllowLoopback                                                          *bool
+	tlsCert, tlsKey                                                             *string
 }
 
 func serveFlags(fs *flag.FlagSet) serveOptions {
@@ -78,7 +79,9 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		stacksPerClient:   fs.Int("stacks-per-client", 30, "compose files one client address may have fetched (Try in Sandlot) in an hour"),
 		stackAllowLoopback: fs.Bool("stack-allow-loopback", false, "FOR TESTS ONLY: let Try in Sandlot fetch compose files from loopback addresses "+
 			"(any local service could then be fetched by a stranger's link)"),
-		pool: fs.String("pool", "", "warm pool: ready sessions kept per template, like 1-node=3,swarm-3m2w=1; empty: none"),
+		pool:    fs.String("pool", "", "warm pool: ready sessions kept per template, like 1-node=3,swarm-3m2w=1; empty: none"),
+		tlsCert: fs.String("tls-cert", "", "PEM certificate chain to serve HTTPS with (with --tls-key; cookies become Secure, HSTS is sent); reread when the file changes"),
+		tlsKey:  fs.String("tls-key", "", "PEM private key of --tls-cert"),
 	}
 }
 
@@ -119,7 +122,16 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	if err != nil {
 		return fmt.Errorf("--pool: %w", err)
 	}
+	// TLS is checked before anything starts: a wrong path must not leave a half-started server behind.
+	certs, err := loadTLS(*o.tlsCert, *o.tlsKey)
+	if err != nil {
+		return err
+	}
+	secureCookies := *o.secureCookies || certs != nil
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if certs != nil {
+		certs.log = log
+	}
 	redisURL := *o.redisURL
 	if redisURL == "" {
 		srv, err := redisproc.Start(ctx, filepath.Join(*o.data, "redis"))
@@ -203,14 +215,14 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
 	workshops := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)
-	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: *o.secureCookies}, log)
+	proxy := labproxy.New(svc, labproxy.Config{Domain: *o.labDomain, SecureCookies: secureCookies}, log)
 	if *o.stackMaxKiB < 1 {
 		return fmt.Errorf("--stack-max-size %d: at least 1 (KiB)", *o.stackMaxKiB)
 	}
 	if *o.stackAllowLoopback {
 		log.Warn("--stack-allow-loopback: Try in Sandlot fetches compose files from loopback addresses; for tests only")
 	}
-	handler := api.NewHandler(svc, workshops, proxy, api.Config{TrustedProxies: proxies, SecureCookies: *o.secureCookies,
+	handler := api.NewHandler(svc, workshops, proxy, api.Config{TrustedProxies: proxies, SecureCookies: secureCookies,
 		Origins: splitList(*o.origins), MaxUpload: *o.maxUploadMiB << 20, Images: imageCache,
 		Stacks: stackfetch.Config{MaxSize: int64(*o.stackMaxKiB) << 10, AllowLoopback: *o.stackAllowLoopback,
 			Blocked: sandlotAddresses(nodeCfg)},
@@ -221,7 +233,13 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		return err
 	}
 	// Bodies have their own pace limits (session/api); a connection idle between requests is closed after a while.
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// The server's own complaints (failed TLS handshakes, bad requests) in the same JSON log as the rest.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if certs != nil {
+		server.Handler = strictTransport(handler)
+		server.TLSConfig = certs.config()
+	}
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(3)
@@ -232,11 +250,19 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 		wg.Add(1)
 		go func() { defer wg.Done(); preloadTemplates(workCtx, cache, tmpls, log) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); svc.RunRestore(workCtx) }()
 	served := make(chan error, 1)
-	go func() { served <- server.Serve(ln) }()
+	go func() {
+		if certs != nil {
+			served <- server.ServeTLS(ln, "", "")
+			return
+		}
+		served <- server.Serve(ln)
+	}()
 	log.Info("serving", "addr", ln.Addr().String(), "capacity", capacity, "network", driver.NetworkKind(),
 		"isolation", driver.Isolation())
-	fmt.Fprintf(stdout, "Sandlot is serving on %s\n", publicURL(ln.Addr()))
+	fmt.Fprintf(stdout, "Sandlot is serving on %s\n", publicURL(ln.Addr(), certs != nil))
 
 	select {
 	case err = <-served:
@@ -308,10 +334,14 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func publicURL(addr net.Addr) string {
+func publicURL(addr net.Addr, tls bool) string {
 	host, port, _ := net.SplitHostPort(addr.String())
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port) + "/"
 }
