@@ -114,6 +114,7 @@ bench-on-engine:
 	$(GO) test -run '^$$' -bench 'IdleTerminals|StalledViewer|KeystrokeEcho|Throughput' -benchtime 4x ./terminal
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'LabProxy' -benchtime 5x ./session/api
 	$(GO) test -run '^$$' -bench 'DashboardIdle' -benchtime 5x ./session/api
+	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'WorkshopJoinServer' -benchtime 2x ./session/api
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ExecMemory' -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench 'TenAtOnce' -benchtime 3x ./images
 	SANDLOT_REQUIRE_DOCKER=1 $(GO) test -run '^$$' -bench 'ImagePull|ImageTenUncached' -benchtime 1x -timeout 20m ./e2e
