@@ -28,6 +28,7 @@ type Driver struct {
 	seccomp   string      // the nodes' seccomp profile, JSON
 	features  Features
 
+	applyMu sync.Mutex          // one change of faults at a time (SANDLOT-FAULTS is shared by every session)
 	faultMu sync.Mutex          // guards the two below
 	links   map[string]nodeLink // nodes' ports on their session bridges, by container id
 	faulter string              // the netfault helper's container id, once made

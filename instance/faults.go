@@ -149,6 +149,11 @@ func (d *Driver) SetFaults(ctx context.Context, session string, faults []LinkFau
 		return err
 	}
 	script := faultScript(session, d.cfg.Owner, bridgeName(session), links, faults, note)
+	if len(faults) == 0 && len(note) == 0 {
+		script = pickBackend + faultClearScript(session, bridgeName(session)) + faultUnhookScript
+	}
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	if _, err := d.netfault(ctx, script); err != nil {
 		return fmt.Errorf("network faults of session %s: %w", session, err)
 	}
@@ -163,7 +168,9 @@ func (d *Driver) ClearFaults(ctx context.Context, session string) error {
 	if d.network != NetworkBridge {
 		return nil
 	}
-	if _, err := d.netfault(ctx, faultClearScript(session, bridgeName(session))); err != nil {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	if _, err := d.netfault(ctx, faultClearScript(session, bridgeName(session))+faultUnhookScript); err != nil {
 		return fmt.Errorf("clear network faults of session %s: %w", session, err)
 	}
 	return nil
@@ -364,6 +371,26 @@ true
 `, faultRoot, c, bridge, faultHandle)
 }
 
+// faultUnhookScript removes SANDLOT-FAULTS and the jumps to it once no session has a chain: should another
+// process hook a session in meanwhile, the chain cannot be removed and the jumps go back.
+const faultUnhookScript = `for t in filter mangle; do
+	if [ "$($ipt -t $t -S ` + faultRoot + ` 2>/dev/null | wc -l)" = 1 ]; then
+		for h in DOCKER-USER FORWARD; do while $ipt -t $t -D $h -j ` + faultRoot + ` 2>/dev/null; do :; done; done
+		$ipt -t $t -X ` + faultRoot + ` 2>/dev/null || ` + faultHookFilter + `
+	fi
+done
+true
+`
+
+// faultHookFilter jumps to SANDLOT-FAULTS, first, from DOCKER-USER (or FORWARD) and mangle's FORWARD.
+const faultHookFilter = `{
+	$ipt -C DOCKER-USER -j ` + faultRoot + ` 2>/dev/null || $ipt -C FORWARD -j ` + faultRoot + ` 2>/dev/null || {
+		if $ipt -n -L DOCKER-USER >/dev/null 2>&1; then $ipt -I DOCKER-USER 1 -j ` + faultRoot + `
+		else $ipt -I FORWARD 1 -j ` + faultRoot + `; fi
+	}
+	$ipt -t mangle -C FORWARD -j ` + faultRoot + ` 2>/dev/null || $ipt -t mangle -I FORWARD 1 -j ` + faultRoot + `
+}`
+
 // faultScript makes the session's picture in the engine's namespace: the chains in one iptables-restore, the
 // jumps to them, and the classes on the receiving ports. If any step fails, it clears the session's faults and
 // fails.
@@ -400,10 +427,7 @@ func faultScript(session, owner, bridge string, links map[string]nodeLink, fault
 	b.WriteString(faultClearScript(session, bridge))
 	fmt.Fprintf(&b, `trap 'set +e; %s' EXIT
 for t in filter mangle; do $ipt -t $t -N %[2]s 2>/dev/null || true; done
-$ipt -C DOCKER-USER -j %[2]s 2>/dev/null || $ipt -C FORWARD -j %[2]s 2>/dev/null || {
-	if $ipt -n -L DOCKER-USER >/dev/null 2>&1; then $ipt -I DOCKER-USER 1 -j %[2]s; else $ipt -I FORWARD 1 -j %[2]s; fi
-}
-$ipt -t mangle -C FORWARD -j %[2]s 2>/dev/null || $ipt -t mangle -I FORWARD 1 -j %[2]s
+`+faultHookFilter+`
 test "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ||
 	{ echo "bridge netfilter is off in the engine's namespace (net.bridge.bridge-nf-call-iptables)" >&2; exit 1; }
 $ipt-restore --noflush <<'EOF'
