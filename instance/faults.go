@@ -26,7 +26,8 @@ import (
 //     mangle table puts the sender's packets into it. Unclassified packets pass HTB's direct queue, untouched.
 //
 // The session's chains are named SLNF-<hash of the session id> and jumped to from SANDLOT-FAULTS (which is jumped
-// to first from DOCKER-USER, or FORWARD, and from mangle's FORWARD). Each chain ends with rules that match nothing
+// to first from DOCKER-USER, or FORWARD, and from mangle's FORWARD) for the packets bridged on the session's
+// bridge only, so that another session's packets pass one interface comparison per faulted session. Each chain ends with rules that match nothing
 // but carry, as comments, the session id and owner (so that the garbage collector can tell whose they are) and the
 // caller's note (the fault document, so that any Sandlot process reads back what is in place). A chain is
 // replaced in one iptables-restore: the picture is applied whole or, if the engine fails midway, cleared.
@@ -360,7 +361,7 @@ func (d *Driver) forgetLink(container string) {
 func faultClearScript(session, bridge string) string {
 	c := faultChain(session)
 	return pickBackend + fmt.Sprintf(`for t in filter mangle; do
-	while $ipt -t $t -D %[1]s -j %[2]s 2>/dev/null; do :; done
+	while $ipt -t $t -D %[1]s -o %[3]s -j %[2]s 2>/dev/null; do :; done
 	$ipt -t $t -F %[2]s 2>/dev/null || true
 	$ipt -t $t -X %[2]s 2>/dev/null || true
 done
@@ -438,9 +439,10 @@ $ipt-restore --noflush <<'EOF'
 :%[3]s - [0:0]
 %[5]sCOMMIT
 EOF
-$ipt -C %[2]s -j %[3]s 2>/dev/null || $ipt -A %[2]s -j %[3]s
-$ipt -t mangle -C %[2]s -j %[3]s 2>/dev/null || $ipt -t mangle -A %[2]s -j %[3]s
-`, shellQuote(faultClearScript(session, bridge)), faultRoot, c, filter.String(), mangle.String())
+for t in filter mangle; do
+	$ipt -t $t -C %[2]s -o %[6]s -j %[3]s 2>/dev/null || $ipt -t $t -A %[2]s -o %[6]s -j %[3]s
+done
+`, shellQuote(faultClearScript(session, bridge)), faultRoot, c, filter.String(), mangle.String(), bridge)
 	ports := make([]string, 0, len(shaped))
 	for p := range shaped {
 		ports = append(ports, p)
