@@ -241,6 +241,27 @@ func TestFaultsOnNodes(t *testing.T) {
 		setFaults(t, d, session)
 	})
 
+	// What Comcast and Blockade do by hand, root in a node does to its own and its inner containers' interfaces
+	// (docs/network-faults.md says which commands of the chapter work here).
+	t.Run("tc and iptables inside a node", func(t *testing.T) {
+		sh(t, d, session, "node3", `tc qdisc add dev eth0 root tbf rate 1mbit burst 32kbit latency 400ms && tc qdisc del dev eth0 root
+tc qdisc add dev eth0 root handle 1: htb default 1 && tc class add dev eth0 parent 1: classid 1:1 htb rate 5mbit && tc qdisc del dev eth0 root
+iptables -A OUTPUT -d 198.51.100.1 -m statistic --mode random --probability 0.2 -j DROP && iptables -D OUTPUT -d 198.51.100.1 -m statistic --mode random --probability 0.2 -j DROP
+docker run -d --name nfinner busybox sleep 120 >/dev/null
+pid=$(docker inspect -f '{{.State.Pid}}' nfinner)
+v=$(ip -o link show master docker0 | sed -n 's/^[0-9]*: \([^@:]*\).*/\1/p' | head -1)
+tc qdisc add dev "$v" root tbf rate 1mbit burst 32kbit latency 400ms && tc qdisc del dev "$v" root
+nsenter -t "$pid" -n tc qdisc add dev eth0 root tbf rate 1mbit burst 32kbit latency 400ms
+nsenter -t "$pid" -n tc qdisc del dev eth0 root
+nsenter -t "$pid" -n iptables -A INPUT -p tcp --dport 80 -j DROP
+docker rm -f nfinner >/dev/null`)
+		code, out := exitCode(t, d, session, "node3", "tc qdisc add dev eth0 root netem delay 100ms")
+		if (code == 0) != support.Netem {
+			t.Errorf("netem inside a node: exit %d (%s), and the probe says netem is %v", code, out, support.Netem)
+		}
+		exitCode(t, d, session, "node3", "tc qdisc del dev eth0 root")
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		for _, f := range []LinkFault{{From: "node1", To: "node9", Drop: true}, {From: "node1", To: "node1", Drop: true},
 			{From: "node1", To: "node2", Loss: 1.5}, {From: "x", To: "node2"}} {
