@@ -30,7 +30,7 @@ func tenPairs() []LinkFault {
 // most 200 ms each), through the driver's netfault helper (made before the timing starts).
 func BenchmarkFaultsApply(b *testing.B) {
 	d := newDriver(b, NetworkBridge, nil)
-	session, _ := newBenchFaultSession(b, d, 5)
+	session, _ := newFaultSession(b, d, 5)
 	ctx := context.Background()
 	if err := d.ClearFaults(ctx, session); err != nil { // makes the helper
 		b.Fatal(err)
@@ -59,8 +59,8 @@ func BenchmarkFaultsApply(b *testing.B) {
 // average round trip (200 at 10 ms) and a 100 MB TCP transfer (nc), as medians and ratios to plain.
 func BenchmarkFaultsNoFaultPath(b *testing.B) {
 	d := newDriver(b, NetworkBridge, nil)
-	session, nodes := newBenchFaultSession(b, d, 2)
-	other, _ := newBenchFaultSession(b, d, 5)
+	session, nodes := newFaultSession(b, d, 2)
+	other, _ := newFaultSession(b, d, 5)
 	ctx := context.Background()
 	target := nodes[1].IP.String()
 	measure := func() (rtt, mbps float64) {
@@ -119,21 +119,4 @@ e=$(date +%s%N); echo $(( (e - s) / 1000 ))`}, ExecOptions{})
 		b.ReportMetric(med(states[s].mbps)/plainMbps, s+"-Mbit/s-x")
 	}
 	b.ReportMetric(0, "ns/op")
-}
-
-// newBenchFaultSession is newFaultSession for benchmarks.
-func newBenchFaultSession(b *testing.B, d *Driver, count int) (string, []Instance) {
-	b.Helper()
-	session := fmt.Sprintf("nfbench%d%d", count, time.Now().UnixNano()%1e9)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := d.DeleteSession(ctx, session); err != nil {
-			b.Errorf("cleanup: %v", err)
-		}
-	})
-	if _, err := d.CreateNetwork(testContext(b), session); err != nil {
-		b.Fatal(err)
-	}
-	return session, createNodes(b, d, session, count)
 }

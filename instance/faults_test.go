@@ -75,7 +75,7 @@ pid 200
 }
 
 // newFaultSession makes a session (id prefix "nf") with count nodes and removes it when the test ends.
-func newFaultSession(t *testing.T, d *Driver, count int) (string, []Instance) {
+func newFaultSession(t testing.TB, d *Driver, count int) (string, []Instance) {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
