@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,6 +264,19 @@ docker rm -f nfinner >/dev/null`)
 		exitCode(t, d, session, "node3", "tc qdisc del dev eth0 root")
 	})
 
+	// A restarted node has a new link: the next picture finds it.
+	t.Run("after a restart", func(t *testing.T) {
+		setFaults(t, d, session, LinkFault{From: "node3", To: "node1", Drop: true})
+		if err := d.Restart(testContext(t), session, "node3"); err != nil {
+			t.Fatal(err)
+		}
+		setFaults(t, d, session, LinkFault{From: "node3", To: "node1", Drop: true})
+		if reaches(t, d, session, "node3", ip(0)) || !reaches(t, d, session, "node3", ip(1)) {
+			t.Error("after node3 restarted, its fault is not on its new link")
+		}
+		setFaults(t, d, session)
+	})
+
 	t.Run("bad input", func(t *testing.T) {
 		for _, f := range []LinkFault{{From: "node1", To: "node9", Drop: true}, {From: "node1", To: "node1", Drop: true},
 			{From: "node1", To: "node2", Loss: 1.5}, {From: "x", To: "node2"}} {
@@ -270,6 +285,17 @@ docker rm -f nfinner >/dev/null`)
 			}
 		}
 	})
+
+	// A process that dies with faults in place: another one's GC removes them once the session is dead.
+	setFaults(t, d, other, LinkFault{From: "node1", To: "node2", Drop: true})
+	d2 := newDriver(t, NetworkBridge, nil)
+	report, err := d2.GC(testContext(t), func(_ context.Context, s string) (bool, error) { return s != other, nil })
+	if err != nil || report.Faults != 1 {
+		t.Errorf("GC of a dead session's faults: %+v, %v", report, err)
+	}
+	if rules, _ := d.FaultRules(testContext(t)); strings.Contains(rules, faultChain(other)) {
+		t.Errorf("after GC, the dead session's chain is still there:\n%s", rules)
+	}
 
 	// Faults left in place go with the session.
 	setFaults(t, d, session, LinkFault{From: "node1", To: "node2", Rate: 1e6, Loss: 0.5})
@@ -282,5 +308,30 @@ docker rm -f nfinner >/dev/null`)
 	}
 	if strings.Contains(rules, faultChain(session)) || strings.Contains(rules, "htb") || strings.Contains(rules, faultRoot) {
 		t.Errorf("after the session ended, the engine's namespace still has:\n%s", rules)
+	}
+}
+
+// The caps isolation on the local engine (SANDLOT_CAPS_ENGINE): faults land in the host's own namespace, where
+// its session bridges are, and leave nothing there.
+func TestFaultsCapsEngine(t *testing.T) {
+	engine := os.Getenv("SANDLOT_CAPS_ENGINE")
+	if engine == "" {
+		t.Skip("SANDLOT_CAPS_ENGINE names no engine for the caps isolation")
+	}
+	d := newDriver(t, NetworkBridge, func(c *Config) {
+		c.Engine, c.Isolation = engine, IsolationCaps
+		c.SubnetPool = netip.MustParsePrefix("198.19.192.0/18")
+	})
+	t.Cleanup(func() { removeFirewall(t, d) })
+	session, nodes := newFaultSession(t, d, 2)
+	setFaults(t, d, session, LinkFault{From: "node1", To: "node2", Drop: true})
+	if reaches(t, d, session, "node1", nodes[1].IP.String()) {
+		t.Error("node1 reaches node2 through a partition")
+	}
+	if err := d.DeleteSession(testContext(t), session); err != nil {
+		t.Fatal(err)
+	}
+	if rules, err := d.FaultRules(testContext(t)); err != nil || strings.Contains(rules, "SLNF-") || strings.Contains(rules, faultRoot) {
+		t.Errorf("after the session, the host has: %s (%v)", rules, err)
 	}
 }
