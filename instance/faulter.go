@@ -13,12 +13,16 @@ import (
 )
 
 // faulterRole labels the long-lived helper container that applies network faults: one per driver, made on first
-// use, removed by Close, and gone by itself (it is removed when it exits) an hour after it was made should its
-// process die without Close. The driver makes another whenever the one it had is gone.
+// use, removed by Close, and gone by itself (it is removed when it exits) once unused for faulterIdle, should its
+// process die without Close or keep it for nothing. The driver makes another whenever the one it had is gone.
 const faulterRole = "netfault"
 
-// faulterLife is how long a netfault helper lives.
-const faulterLife = time.Hour
+// faulterIdle is how long a netfault helper waits for its next command before it exits.
+const faulterIdle = 10 * time.Minute
+
+// faulterScript is the helper's main process: it exits once /tmp/used (touched by every command) is faulterIdle old.
+var faulterScript = fmt.Sprintf(`touch /tmp/used
+while [ $(( $(date +%%s) - $(stat -c %%Y /tmp/used) )) -lt %d ]; do sleep 5; done`, int(faulterIdle.Seconds()))
 
 // netfault runs a shell script in the netfault helper, with args as $1..., and returns its stdout. It fails, with
 // the output, when the script exits non-zero.
@@ -30,7 +34,7 @@ func (d *Driver) netfault(ctx context.Context, script string, args ...string) (s
 		if err != nil {
 			return "", err
 		}
-		out, err := d.execHelper(ctx, id, append([]string{"/bin/sh", "-c", script, "sh"}, args...))
+		out, err := d.execHelper(ctx, id, append([]string{"/bin/sh", "-c", "touch /tmp/used\n" + script, "sh"}, args...))
 		if err == nil || attempt > 0 || !(cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) ||
 			strings.Contains(err.Error(), "is not running")) {
 			return out, err
@@ -52,7 +56,7 @@ func (d *Driver) faulterID(ctx context.Context) (string, error) {
 	}
 	cfg := &container.Config{
 		Image:      d.cfg.Image,
-		Entrypoint: []string{"sleep", fmt.Sprint(int(faulterLife.Seconds()))},
+		Entrypoint: []string{"/bin/sh", "-c", faulterScript},
 		Labels:     d.labels(systemSession, faulterRole),
 	}
 	// The engine's network namespace (where the session bridges are), the host's PID namespace (to reach a node's

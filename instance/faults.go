@@ -536,7 +536,8 @@ var ownerPattern = regexp.MustCompile(`-A (SLNF-[0-9a-f]+) -m comment --comment 
 // collectFaults removes the fault chains (and qdiscs) of this driver's owner's sessions that live says are dead,
 // left by a process that died before it could: the number of sessions whose faults it removed.
 func (d *Driver) collectFaults(ctx context.Context, live LiveFunc) (int, error) {
-	out, err := d.netfault(ctx, pickBackend+"$ipt-save -t filter | grep -E '^-A SLNF-' | grep 'sandlot session=' || true\n")
+	// A throwaway helper lists them, so that a process that never applies faults keeps no netfault helper.
+	out, err := d.runFirewallHelper(ctx, "netfault-gc", pickBackend+"$ipt-save -t filter | grep -E '^-A SLNF-' | grep 'sandlot session=' || true\n")
 	if err != nil {
 		return 0, fmt.Errorf("list network fault chains: %w", err)
 	}

@@ -228,7 +228,7 @@ func (d *Driver) collectHelpers(ctx context.Context) (int, error) {
 	removed := 0
 	for _, h := range helpers {
 		if h.Labels[LabelInstance] == faulterRole && h.State == "running" {
-			continue // lives an hour at most, and may be in use
+			continue // in use, or soon gone by itself (faulterIdle)
 		}
 		if time.Since(time.Unix(h.Created, 0)) < helperMaxAge {
 			continue // may still be in use by a running Sandlot
