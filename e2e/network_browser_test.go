@@ -20,6 +20,7 @@ func TestBrowserNetworkPanel(t *testing.T) {
 	}
 	p.waitJS("the Network panel", `document.querySelector("#network .hint")?.innerText.includes("No faults")`, 10*time.Second)
 	pings := func(from, to string) bool {
+		to = p.text(fmt.Sprintf(`li.node[data-node=%q] .ip`, to)) // by address: the faults are the question, not DNS
 		var code int
 		p.eval(fmt.Sprintf(`fetch("/api/v1/sessions/%s/instances/%s/exec", {method: "POST", credentials: "same-origin",
 			headers: {"Content-Type": "application/json"}, body: JSON.stringify({cmd: ["sh", "-c", "ping -c 2 -i 0.2 -W 1 %s"]})})

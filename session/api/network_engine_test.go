@@ -24,8 +24,12 @@ func TestNetworkFaultsSwarm(t *testing.T) {
 			map[string][]string{"cmd": {"sh", "-c", script}}, &res)
 		return res.ExitCode, res.Stdout + res.Stderr
 	}
+	ips := map[string]string{} // by address, not by name: the faults are the question here, not the engine's DNS
+	for _, in := range c.Instances {
+		ips[in.Name] = in.IP
+	}
 	reach := func(from, to string) bool {
-		code, out := run(from, "ping -c 3 -i 0.2 -W 1 "+to)
+		code, out := run(from, "ping -c 3 -i 0.2 -W 1 "+ips[to])
 		t.Logf("%s -> %s: %s", from, to, lastLine(out))
 		return code == 0
 	}
