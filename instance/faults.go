@@ -227,6 +227,9 @@ func checkLinkFault(f LinkFault) error {
 	return nil
 }
 
+// portName is what a port's name may be to be written into a script.
+var portName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
 // linkPattern reads one line of `ip -o link show`: index, name, the peer's index (a veth's), and the rest.
 var linkPattern = regexp.MustCompile(`^(\d+): ([^@: ]+)@if(\d+): (.*)$`)
 
@@ -308,7 +311,9 @@ func parseNodeLinks(out string) (map[int]string, error) {
 		}
 		switch section {
 		case "bridge":
-			ports[m[1]] = port{name: m[2], peer: m[3]}
+			if portName.MatchString(m[2]) { // the engine names them (vethXXXX); anything else goes in no script
+				ports[m[1]] = port{name: m[2], peer: m[3]}
+			}
 		case "pid":
 			// m[1] is the interface's index in the node, m[3] its peer's in the engine's namespace.
 			if p, ok := ports[m[3]]; ok && p.peer == m[1] && pid > 0 {
@@ -417,7 +422,7 @@ func faultScript(session, owner, bridge string, links map[string]nodeLink, fault
 			shaped[to.port] = append(shaped[to.port], f)
 		}
 	}
-	fmt.Fprintf(&filter, "-A %s -m comment --comment \"sandlot session=%s owner=%s\"\n", c, session, owner)
+	fmt.Fprintf(&filter, "-A %s -m comment --comment \"sandlot session=%s owner=%s\"\n", c, session, commentOwner(owner))
 	enc := base64.StdEncoding.EncodeToString(note)
 	for i := 0; len(note) > 0 && i*noteChunk < len(enc); i++ {
 		chunk := enc[i*noteChunk : min(len(enc), (i+1)*noteChunk)]
@@ -545,7 +550,7 @@ func (d *Driver) collectFaults(ctx context.Context, live LiveFunc) (int, error) 
 	var errs []error
 	for _, m := range ownerPattern.FindAllStringSubmatch(out, -1) {
 		chain, session, owner := m[1], m[2], m[3]
-		if owner != d.cfg.Owner || faultChain(session) != chain {
+		if owner != commentOwner(d.cfg.Owner) || faultChain(session) != chain {
 			continue
 		}
 		alive, err := live(ctx, session)
@@ -559,4 +564,15 @@ func (d *Driver) collectFaults(ctx context.Context, live LiveFunc) (int, error) 
 		removed++
 	}
 	return removed, errors.Join(errs...)
+}
+
+// commentOwner is the owner as a fault chain's comment carries it: characters that could end the comment or the
+// rule become '_'.
+func commentOwner(owner string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, owner)
 }

@@ -49,6 +49,9 @@ func TestFaultScriptAndNote(t *testing.T) {
 	if err != nil || string(got) != string(note) {
 		t.Fatalf("note read back as %q, %v", got, err)
 	}
+	if o := commentOwner(`a"b c;$(x)`); o != "a_b_c___x_" {
+		t.Fatalf("owner in a comment: %q", o)
+	}
 	if len(faultChain(strings.Repeat("a", 40))) > 28 {
 		t.Fatal("chain name over iptables' limit")
 	}
@@ -70,6 +73,10 @@ pid 200
 		t.Fatalf("links %v, %v", links, err)
 	}
 	// A node that makes an interface whose indices mirror another node's port claims it too: refused.
+	odd := strings.Replace(out, "26: veth2b@if25", "26: v$(id)@if25", 1)
+	if links, _ := parseNodeLinks(odd); links[200] != "" {
+		t.Fatalf("a port with an odd name was taken: %v", links)
+	}
 	forged := out + "pid 300\n25: fake@if26: <BROADCAST> mtu 1500 \\    link/ether ff link-netnsid 0\n"
 	if _, err := parseNodeLinks(forged); err == nil {
 		t.Fatal("a port claimed by two nodes was accepted")

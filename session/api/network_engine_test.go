@@ -91,6 +91,13 @@ func TestNetworkFaultsSwarm(t *testing.T) {
 		t.Errorf("after its duration the fault is still listed: %+v", got.Links)
 	}
 
+	// A node restarted through the API keeps its faults: its new link gets them.
+	s.mustCall(http.StatusOK, "PUT", path+"/network", c.Token, `{"links":[{"from":"node4","to":"node5","loss":"100%"}]}`, &put)
+	s.mustCall(http.StatusOK, "POST", path+"/instances/node5/restart", c.Token, nil, nil)
+	if reach("node4", "node5") || !reach("node3", "node5") {
+		t.Error("after node5 restarted, node4 reaches it through a 100% loss, or node3 does not")
+	}
+
 	// Faults in place when the session ends go with it.
 	s.mustCall(http.StatusOK, "PUT", path+"/network", c.Token,
 		`{"links":[{"from":"node1","to":"*","rate":"1mbit","loss":"10%"}],"partitions":[["node5"]]}`, &put)
