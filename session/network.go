@@ -38,11 +38,33 @@ func (s *Service) Network(ctx context.Context, id string) (netfault.Document, er
 	if err != nil {
 		return netfault.Document{}, err
 	}
-	doc, _, err := netfault.Parse(stored, nodeNames(sess), time.Now())
-	if err != nil || !sameFaults(doc, stored) {
-		return s.applyNetwork(ctx, id, doc) // healed meanwhile, or its nodes changed
+	names := nodeNames(sess)
+	doc, _, err := netfault.Parse(stored, names, time.Now())
+	if err != nil { // a node it names is gone (removed by another process, say): without its faults
+		doc = withoutGone(stored, names)
+		if _, _, err := netfault.Parse(doc, names, time.Now()); err != nil {
+			doc.Partitions, doc.PartitionsDuration, doc.PartitionsExpireAt = nil, "", nil // a group too few
+		}
+		return s.applyNetwork(ctx, id, doc)
+	}
+	if !sameFaults(doc, stored) {
+		return s.applyNetwork(ctx, id, doc) // healed meanwhile
 	}
 	return doc, nil
+}
+
+// withoutGone is doc without the faults of nodes not among names.
+func withoutGone(doc netfault.Document, names []string) netfault.Document {
+	have := map[string]bool{"*": true}
+	for _, n := range names {
+		have[n] = true
+	}
+	for _, n := range doc.Nodes(nil) {
+		if !have[n] {
+			doc = doc.Without(n)
+		}
+	}
+	return doc
 }
 
 // SetNetwork replaces a live session's whole fault picture with doc, applied whole or not at all: a document
@@ -120,6 +142,9 @@ func (s *Service) refault(ctx context.Context, id, removed string) {
 	if err == nil {
 		if removed != "" {
 			doc = doc.Without(removed)
+		}
+		if sess, err := s.store.Get(ctx, id); err == nil {
+			doc = withoutGone(doc, nodeNames(sess))
 		}
 		if _, err = s.applyNetwork(ctx, id, doc); errors.Is(err, ErrInvalid) && removed != "" {
 			doc.Partitions, doc.PartitionsDuration, doc.PartitionsExpireAt = nil, "", nil // a group too few

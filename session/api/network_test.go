@@ -86,6 +86,19 @@ func TestNetworkFaultsAPI(t *testing.T) {
 		t.Fatalf("after node3 went: %+v", after)
 	}
 
+	// A node gone behind this process's back (another process removed it): reading leaves its faults out.
+	if err := s.store.DeleteInstance(t.Context(), c.ID, "node2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.Delete(t.Context(), c.ID, "node2"); err != nil {
+		t.Fatal(err)
+	}
+	s.mustCall(200, "GET", path, c.Token, nil, &after)
+	if len(after.Links) != 0 || len(after.Partitions) != 0 || strings.Contains(note(), "node2") {
+		t.Fatalf("after node2 went elsewhere: %+v, kept %s", after, note())
+	}
+	s.mustCall(http.StatusCreated, "POST", "/api/v1/sessions/"+c.ID+"/instances", c.Token, nil, nil) // node2 again
+
 	// A duration heals by itself; what has none stays.
 	s.mustCall(200, "PUT", path, c.Token, `{"links":[{"from":"node1","to":"node2","loss":"20%","duration":"300ms"},
 		{"from":"node2","to":"node1","loss":"1%"}]}`, &put)
