@@ -23,13 +23,17 @@ type NodeFaults interface {
 
 // faultState is what this process knows of the sessions it set faults for: when each next heals.
 type faultState struct {
-	mu     sync.Mutex
+	mu sync.Mutex
+	// locks make each read-change-apply of a session's picture one step in this process (a heal's timer and a PUT
+	// would otherwise each apply what they read), by session.
+	locks  map[string]*sync.Mutex
 	timers map[string]*time.Timer // by session; nil: faulted, nothing to heal
 }
 
 // Network is a live session's fault picture; faults past their duration are no longer in it (and no longer in
 // place: reading heals what a timer of a process that has ended did not).
 func (s *Service) Network(ctx context.Context, id string) (netfault.Document, error) {
+	defer s.lockFaults(id)()
 	sess, err := s.live(ctx, id)
 	if err != nil {
 		return netfault.Document{}, err
@@ -71,6 +75,7 @@ func withoutGone(doc netfault.Document, names []string) netfault.Document {
 // the session's nodes or the limits do not fit is ErrInvalid (naming the field); a fault the kernel does not
 // allow is instance.ErrKernelFeature (naming the feature). It returns the picture now in place.
 func (s *Service) SetNetwork(ctx context.Context, id string, doc netfault.Document) (netfault.Document, error) {
+	defer s.lockFaults(id)()
 	sess, err := s.live(ctx, id)
 	if err != nil {
 		return netfault.Document{}, err
@@ -83,6 +88,7 @@ func (s *Service) SetNetwork(ctx context.Context, id string, doc netfault.Docume
 
 // ClearNetwork removes every fault of a live session.
 func (s *Service) ClearNetwork(ctx context.Context, id string) error {
+	defer s.lockFaults(id)()
 	if _, err := s.live(ctx, id); err != nil {
 		return err
 	}
@@ -138,6 +144,7 @@ func (s *Service) refault(ctx context.Context, id, removed string) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
+	defer s.lockFaults(id)()
 	doc, err := s.storedNetwork(ctx, id)
 	if err == nil {
 		if removed != "" {
@@ -179,6 +186,22 @@ func (s *Service) healAt(id string, t time.Time) {
 	})
 }
 
+// lockFaults locks the session's picture in this process and returns the unlock.
+func (s *Service) lockFaults(id string) func() {
+	s.faults.mu.Lock()
+	if s.faults.locks == nil {
+		s.faults.locks = map[string]*sync.Mutex{}
+	}
+	l := s.faults.locks[id]
+	if l == nil {
+		l = &sync.Mutex{}
+		s.faults.locks[id] = l
+	}
+	s.faults.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
 // stopHealing forgets the session's faults.
 func (s *Service) stopHealing(id string) {
 	s.faults.mu.Lock()
@@ -187,6 +210,14 @@ func (s *Service) stopHealing(id string) {
 		t.Stop()
 	}
 	delete(s.faults.timers, id)
+}
+
+// forgetFaults forgets everything of an ended session's faults.
+func (s *Service) forgetFaults(id string) {
+	s.stopHealing(id)
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	delete(s.faults.locks, id)
 }
 
 // faulted says whether this process set faults for the session.

@@ -303,7 +303,7 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 	s.terminals.CloseMatching(id + "/")
 	s.ports.Forget(id, "")
 	s.input.forget(id)
-	s.stopHealing(id)
+	s.forgetFaults(id)
 	err = s.teardown(ctx, sess)
 	s.endedMu.Lock()
 	hooks := s.ended
