@@ -151,7 +151,7 @@ func (d *Driver) SetFaults(ctx context.Context, session string, faults []LinkFau
 	}
 	script := faultScript(session, d.cfg.Owner, bridgeName(session), links, faults, note)
 	if len(faults) == 0 && len(note) == 0 {
-		script = pickBackend + faultClearScript(session, bridgeName(session)) + faultUnhookScript
+		script = faultClearScript(session, bridgeName(session))
 	}
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
@@ -171,7 +171,7 @@ func (d *Driver) ClearFaults(ctx context.Context, session string) error {
 	}
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
-	if _, err := d.netfault(ctx, faultClearScript(session, bridgeName(session))+faultUnhookScript); err != nil {
+	if _, err := d.netfault(ctx, faultClearScript(session, bridgeName(session))); err != nil {
 		return fmt.Errorf("clear network faults of session %s: %w", session, err)
 	}
 	return nil
@@ -362,44 +362,65 @@ func (d *Driver) forgetLink(container string) {
 	}
 }
 
-// faultClearScript removes the session's chains and the qdiscs on its bridge's ports.
-func faultClearScript(session, bridge string) string {
-	c := faultChain(session)
-	return pickBackend + fmt.Sprintf(`for t in filter mangle; do
-	while $ipt -t $t -D %[1]s -o %[3]s -j %[2]s 2>/dev/null; do :; done
-	$ipt -t $t -F %[2]s 2>/dev/null || true
-	$ipt -t $t -X %[2]s 2>/dev/null || true
-done
-for p in $(ip -o link show master %[3]s 2>/dev/null | sed -n 's/^[0-9]*: \([^@:]*\).*/\1/p'); do
-	{ tc qdisc show dev "$p" | grep -q '^qdisc htb %[4]x: root' && tc qdisc del dev "$p" root; } || true
-done
-true
-`, faultRoot, c, bridge, faultHandle)
+// faultPlan is a shell function that reads iptables-save and writes the iptables-restore batch that, for the
+// session's chain $c on bridge $br, in the filter and mangle tables: "apply" makes SANDLOT-FAULTS and its jumps if
+// missing, replaces $c with the rules in $dir/filter and $dir/mangle and jumps to it for packets bridged on $br;
+// "clear" removes $c and the jump to it; "unhook" does too, and removes SANDLOT-FAULTS and its jumps when no other
+// session's chain is jumped to from it. One save and one restore (atomic) whatever the session holds.
+var faultPlan = `plan() {
+	awk -v c="$c" -v br="$br" -v root=` + faultRoot + ` -v mode="$1" -v dir="$dir" '
+/^\*/ { t = substr($0, 2); next }
+t != "filter" && t != "mangle" { next }
+/^:/ { has[t, substr($1, 2)] = 1; next }
+$0 == "-A " root " -o " br " -j " c { ours[t]++; next }
+$1 == "-A" && $2 == root { others[t]++; next }
+$1 == "-A" && $(NF-1) == "-j" && $NF == root { hooks[t] = hooks[t] "-D" substr($0, 3) "\n"; hooked[t] = 1; next }
+END {
+	for (i = 1; i <= 2; i++) {
+		t = i == 1 ? "filter" : "mangle"
+		printf "*%s\n", t
+		if (mode == "apply") {
+			if (!has[t, root]) printf ":%s - [0:0]\n", root
+			printf ":%s - [0:0]\n", c
+			if (!hooked[t]) printf "-I %s 1 -j %s\n", (t == "filter" && has[t, "DOCKER-USER"]) ? "DOCKER-USER" : "FORWARD", root
+			while ((getline line < (dir "/" t)) > 0) print line
+			if (!ours[t]) printf "-A %s -o %s -j %s\n", root, br, c
+		} else {
+			for (k = 0; k < ours[t]; k++) printf "-D %s -o %s -j %s\n", root, br, c
+			if (has[t, c]) printf "-F %s\n-X %s\n", c, c
+			if (mode == "unhook" && has[t, root] && !others[t]) printf "%s-X %s\n", hooks[t], root
+		}
+		print "COMMIT"
+	}
+}'
 }
-
-// faultUnhookScript removes SANDLOT-FAULTS and the jumps to it once no session has a chain: should another
-// process hook a session in meanwhile, the chain cannot be removed and the jumps go back.
-const faultUnhookScript = `for t in filter mangle; do
-	if [ "$($ipt -t $t -S ` + faultRoot + ` 2>/dev/null | wc -l)" = 1 ]; then
-		for h in DOCKER-USER FORWARD; do while $ipt -t $t -D $h -j ` + faultRoot + ` 2>/dev/null; do :; done; done
-		$ipt -t $t -X ` + faultRoot + ` 2>/dev/null || ` + faultHookFilter + `
-	fi
-done
-true
+# untc removes Sandlot's HTB qdiscs from the ports of $br.
+untc() {
+	ports=" $(ip -o link show master "$br" 2>/dev/null | sed -n 's/^[0-9]*: \([^@:]*\).*/\1/p' | tr '\n' ' ') "
+	for p in $(tc qdisc show | awk '$2 == "htb" && $3 == "` + fmt.Sprintf("%x", faultHandle) + `:" && $4 == "dev" && $6 == "root" { print $5 }'); do
+		case "$ports" in *" $p "*) tc qdisc del dev "$p" root || true ;; esac
+	done
+}
+# clear removes the session's chains (and SANDLOT-FAULTS when unused, if $1 is unhook) and qdiscs.
+clear() {
+	$ipt-save | plan "$1" | $ipt-restore --noflush || $ipt-save | plan clear | $ipt-restore --noflush
+	untc
+}
 `
 
-// faultHookFilter jumps to SANDLOT-FAULTS, first, from DOCKER-USER (or FORWARD) and mangle's FORWARD.
-const faultHookFilter = `{
-	$ipt -C DOCKER-USER -j ` + faultRoot + ` 2>/dev/null || $ipt -C FORWARD -j ` + faultRoot + ` 2>/dev/null || {
-		if $ipt -n -L DOCKER-USER >/dev/null 2>&1; then $ipt -I DOCKER-USER 1 -j ` + faultRoot + `
-		else $ipt -I FORWARD 1 -j ` + faultRoot + `; fi
-	}
-	$ipt -t mangle -C FORWARD -j ` + faultRoot + ` 2>/dev/null || $ipt -t mangle -I FORWARD 1 -j ` + faultRoot + `
-}`
+// faultVars sets the variables faultPlan's functions use.
+func faultVars(session, bridge string) string {
+	return pickBackend + fmt.Sprintf("c=%s br=%s dir=$(mktemp -d)\ntrap 'rm -rf \"$dir\"' EXIT\n", faultChain(session), bridge) +
+		faultPlan
+}
 
-// faultScript makes the session's picture in the engine's namespace: the chains in one iptables-restore, the
-// jumps to them, and the classes on the receiving ports. If any step fails, it clears the session's faults and
-// fails.
+// faultClearScript removes the session's faults, and SANDLOT-FAULTS if no other session has any.
+func faultClearScript(session, bridge string) string {
+	return faultVars(session, bridge) + "clear unhook\n"
+}
+
+// faultScript makes the session's picture in the engine's namespace: the chains in one iptables-restore, then the
+// classes on the receiving ports in one tc batch. If a step fails, the session's faults are cleared.
 func faultScript(session, owner, bridge string, links map[string]nodeLink, faults []LinkFault, note []byte) string {
 	c := faultChain(session)
 	var filter, mangle strings.Builder
@@ -429,47 +450,45 @@ func faultScript(session, owner, bridge string, links map[string]nodeLink, fault
 		fmt.Fprintf(&filter, "-A %s -m comment --comment \"note %d %s\"\n", c, i, chunk)
 	}
 	var b strings.Builder
-	b.WriteString("set -e\n" + pickBackend)
-	b.WriteString(faultClearScript(session, bridge))
-	fmt.Fprintf(&b, `trap 'set +e; %s' EXIT
-for t in filter mangle; do $ipt -t $t -N %[2]s 2>/dev/null || true; done
-`+faultHookFilter+`
-test "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" = 1 ||
-	{ echo "bridge netfilter is off in the engine's namespace (net.bridge.bridge-nf-call-iptables)" >&2; exit 1; }
-$ipt-restore --noflush <<'EOF'
-*filter
-:%[3]s - [0:0]
-%[4]sCOMMIT
-*mangle
-:%[3]s - [0:0]
-%[5]sCOMMIT
-EOF
-for t in filter mangle; do
-	$ipt -t $t -C %[2]s -o %[6]s -j %[3]s 2>/dev/null || $ipt -t $t -A %[2]s -o %[6]s -j %[3]s
-done
-`, shellQuote(faultClearScript(session, bridge)), faultRoot, c, filter.String(), mangle.String(), bridge)
+	b.WriteString("set -e\n" + faultVars(session, bridge))
+	fmt.Fprintf(&b, `nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)
+[ "$nf" = 1 ] || { echo "bridge netfilter is off in the engine's namespace (net.bridge.bridge-nf-call-iptables)" >&2; exit 1; }
+cat >"$dir/filter" <<'EOF'
+%sEOF
+cat >"$dir/mangle" <<'EOF'
+%sEOF
+$ipt-save | plan apply | $ipt-restore --noflush
+trap 'clear clear; rm -rf "$dir"' EXIT
+untc
+`, filter.String(), mangle.String())
 	ports := make([]string, 0, len(shaped))
 	for p := range shaped {
 		ports = append(ports, p)
 	}
 	sort.Strings(ports)
+	if len(ports) > 0 {
+		b.WriteString("tc -batch - <<'EOF'\n")
+	}
 	for _, p := range ports {
-		fmt.Fprintf(&b, "tc qdisc add dev %s root handle %x: htb\n", p, faultHandle)
+		fmt.Fprintf(&b, "qdisc add dev %s root handle %x: htb\n", p, faultHandle)
 		for _, f := range shaped[p] {
 			class := classOf(f.From)
 			rate := "10gbit"
 			if f.Rate > 0 {
 				rate = strconv.FormatUint(f.Rate, 10) + "bit"
 			}
-			fmt.Fprintf(&b, "tc class add dev %s parent %x: classid %x:%x htb rate %s ceil %s\n",
+			fmt.Fprintf(&b, "class add dev %s parent %x: classid %x:%x htb rate %s ceil %s\n",
 				p, faultHandle, faultHandle, class, rate, rate)
 			if f.netem() {
-				fmt.Fprintf(&b, "tc qdisc add dev %s parent %x:%x handle %x: netem%s\n",
+				fmt.Fprintf(&b, "qdisc add dev %s parent %x:%x handle %x: netem%s\n",
 					p, faultHandle, class, 0x100+class, netemArgs(f))
 			}
 		}
 	}
-	b.WriteString("trap - EXIT\n")
+	if len(ports) > 0 {
+		b.WriteString("EOF\n")
+	}
+	b.WriteString("trap 'rm -rf \"$dir\"' EXIT\n")
 	return b.String()
 }
 
@@ -524,9 +543,6 @@ func parseFaultNote(out string) ([]byte, error) {
 	}
 	return base64.StdEncoding.DecodeString(enc.String())
 }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return strings.ReplaceAll(s, "'", `'\''`) }
 
 // hasFaulter says whether the driver has a netfault helper (it has applied faults since it started).
 func (d *Driver) hasFaulter() bool {

@@ -27,8 +27,8 @@ func TestFaultScriptAndNote(t *testing.T) {
 		"-A " + faultChain("nfabc") + " -m physdev --physdev-in veth1 --physdev-out veth2 -m statistic --mode random --probability 0.200000 -j DROP",
 		"-A " + faultChain("nfabc") + " -m physdev --physdev-in veth2 --physdev-out veth1 -j DROP",
 		"--physdev-in veth1 --physdev-out veth2 -j CLASSIFY --set-class 5d:1",
-		"tc qdisc add dev veth2 root handle 5d: htb",
-		"tc class add dev veth2 parent 5d: classid 5d:1 htb rate 1000000bit ceil 1000000bit",
+		"qdisc add dev veth2 root handle 5d: htb",
+		"class add dev veth2 parent 5d: classid 5d:1 htb rate 1000000bit ceil 1000000bit",
 		`--comment "sandlot session=nfabc owner=me"`,
 	} {
 		if !strings.Contains(s, want) {
