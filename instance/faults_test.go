@@ -2,8 +2,6 @@ package instance
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -86,19 +84,7 @@ pid 200
 // newFaultSession makes a session (id prefix "nf") with count nodes and removes it when the test ends.
 func newFaultSession(t testing.TB, d *Driver, count int) (string, []Instance) {
 	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	session := "nf" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := d.DeleteSession(ctx, session); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	if _, err := d.CreateNetwork(testContext(t), session); err != nil {
-		t.Fatal(err)
-	}
+	session, _ := newSessionNamed(t, d, "nf")
 	return session, createNodes(t, d, session, count)
 }
 
