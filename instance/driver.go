@@ -27,6 +27,11 @@ type Driver struct {
 	nodeDisks bool        // the engine's runtime gives each node a disk of cfg.Disk bytes (sandlot-runtime)
 	seccomp   string      // the nodes' seccomp profile, JSON
 	features  Features
+
+	applyMu sync.Mutex          // one change of faults at a time (SANDLOT-FAULTS is shared by every session)
+	faultMu sync.Mutex          // guards the two below
+	links   map[string]nodeLink // nodes' ports on their session bridges, by container id
+	faulter string              // the netfault helper's container id, once made
 }
 
 // subnetMu serialises the choice of session subnets among all drivers of this process: overlay networks meet
@@ -121,8 +126,12 @@ func (d *Driver) chooseNetwork(info system.Info) error {
 	return nil
 }
 
-// Close releases the connection to the engine. Nodes keep running.
-func (d *Driver) Close() error { return d.docker.Close() }
+// Close removes the driver's netfault helper, if it made one, and releases the connection to the engine. Nodes
+// keep running, and so do the faults between them.
+func (d *Driver) Close() error {
+	d.removeFaulter()
+	return d.docker.Close()
+}
 
 // NetworkKind is the kind of network sessions get on this engine.
 func (d *Driver) NetworkKind() NetworkKind { return d.network }

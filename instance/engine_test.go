@@ -136,9 +136,15 @@ func isImageMissing(err error) bool {
 // newSession makes a session network with a fresh id and removes everything of it when the test ends.
 func newSession(t testing.TB, d *Driver) (string, Network) {
 	t.Helper()
+	return newSessionNamed(t, d, "test")
+}
+
+// newSessionNamed is newSession with an id that starts with prefix.
+func newSessionNamed(t testing.TB, d *Driver, prefix string) (string, Network) {
+	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	session := "test" + hex.EncodeToString(b)
+	session := prefix + hex.EncodeToString(b)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

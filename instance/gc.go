@@ -24,6 +24,7 @@ type GCReport struct {
 	Containers int
 	Networks   int
 	Volumes    int
+	Faults     int // sessions whose network faults were removed
 }
 
 // helperMaxAge is how old a helper container must be before GC takes it for a leftover of a killed process.
@@ -41,6 +42,13 @@ func (d *Driver) DeleteSession(ctx context.Context, session string) error {
 
 func (d *Driver) deleteSession(ctx context.Context, session string) (GCReport, error) {
 	var r GCReport
+	// Faults go first, while the nodes' ports still say where they were. A driver that has never applied faults
+	// leaves any another process made to the garbage collector.
+	if d.hasFaulter() {
+		if err := d.ClearFaults(ctx, session); err != nil {
+			d.log.Warn("clear network faults", "session", session, "err", err)
+		}
+	}
 	byLabel := filters.NewArgs(filters.Arg("label", LabelSession+"="+session))
 	containers, err := d.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: byLabel})
 	if err != nil {
@@ -164,9 +172,14 @@ func (d *Driver) GC(ctx context.Context, live LiveFunc) (GCReport, error) {
 		report.Volumes += r.Volumes
 		errs = append(errs, err)
 	}
-	if report.Containers+report.Networks+report.Volumes > 0 {
+	if d.network == NetworkBridge {
+		n, err := d.collectFaults(ctx, live)
+		report.Faults += n
+		errs = append(errs, err)
+	}
+	if report.Containers+report.Networks+report.Volumes+report.Faults > 0 {
 		d.log.Info("collected garbage", "sessions", report.Sessions, "containers", report.Containers,
-			"networks", report.Networks, "volumes", report.Volumes)
+			"networks", report.Networks, "volumes", report.Volumes, "faults", report.Faults)
 	}
 	return report, errors.Join(errs...)
 }
@@ -214,6 +227,9 @@ func (d *Driver) collectHelpers(ctx context.Context) (int, error) {
 	}
 	removed := 0
 	for _, h := range helpers {
+		if h.Labels[LabelInstance] == faulterRole && h.State == "running" {
+			continue // in use, or soon gone by itself (faulterIdle)
+		}
 		if time.Since(time.Unix(h.Created, 0)) < helperMaxAge {
 			continue // may still be in use by a running Sandlot
 		}

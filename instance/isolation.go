@@ -110,9 +110,11 @@ var requiredFeatures = []string{"bridge", "veth", "iptables-nat", "overlayfs"}
 
 // featureNotes say what a missing optional feature costs learners.
 var featureNotes = map[string]string{
-	"vxlan": "inner swarm overlay networks will not work",
-	"ipvs":  "the swarm routing mesh and VIP load balancing will not work inside labs (use --endpoint-mode dnsrr)",
-	"netem": "tc netem (latency, loss, jitter emulation) will not work inside labs",
+	"vxlan":            "inner swarm overlay networks will not work",
+	"ipvs":             "the swarm routing mesh and VIP load balancing will not work inside labs (use --endpoint-mode dnsrr)",
+	"netem":            "tc netem (latency, jitter, duplication, corruption) will not work inside labs, nor as network faults",
+	"htb":              "rates between nodes (network faults) will not work",
+	"iptables-physdev": "losses and partitions between nodes (network faults) will not work",
 }
 
 // probeScript runs in a throwaway node container with no network: each line says name=value.
@@ -125,6 +127,10 @@ check overlayfs grep -qw overlay /proc/filesystems
 check iptables-nat iptables -t nat -S
 check ipvs test -e /proc/net/ip_vs
 check netem tc qdisc add dev lo root netem delay 1ms
+check htb tc qdisc add dev sandlot-v0 root handle 1: htb
+check iptables-statistic iptables -A OUTPUT -m statistic --mode random --probability 0.5 -j ACCEPT
+check iptables-physdev iptables -A FORWARD -m physdev --physdev-in sandlot-v0 -j ACCEPT
+check iptables-classify iptables -t mangle -A FORWARD -j CLASSIFY --set-class 1:2
 read -r inside outside _ </proc/self/uid_map
 echo "userns-root=$outside"
 echo "cgroups-own=$(stat -c %u /sys/fs/cgroup/pids 2>/dev/null)"

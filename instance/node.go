@@ -251,6 +251,7 @@ func (d *Driver) Stop(ctx context.Context, session, name string) error {
 	if err != nil {
 		return err
 	}
+	d.forgetLink(id)
 	timeout := 10
 	if err := d.docker.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout}); err != nil {
 		return fmt.Errorf("stop %s in session %s: %w", name, session, err)
@@ -272,6 +273,7 @@ func (d *Driver) Delete(ctx context.Context, session, name string) error {
 	if err != nil {
 		return err
 	}
+	d.forgetLink(id)
 	err = d.docker.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s in session %s: %w", name, session, err)

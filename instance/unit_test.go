@@ -97,7 +97,8 @@ func TestNames(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	all := "bridge=yes\nveth=yes\nvxlan=yes\noverlayfs=yes\niptables-nat=yes\nipvs=yes\nnetem=yes\n" +
+	all := "bridge=yes\nveth=yes\nvxlan=yes\noverlayfs=yes\niptables-nat=yes\nipvs=yes\nnetem=yes\nhtb=yes\n" +
+		"iptables-physdev=yes\niptables-statistic=yes\niptables-classify=yes\n" +
 		"userns-root=100000\ncgroups-own=0\ndisk-bytes=67108864\nstore-bytes=67108864\nprobe=done\n"
 	p, err := parseProbe(all)
 	if err != nil {

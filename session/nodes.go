@@ -13,6 +13,7 @@ type Nodes interface {
 	NodeMaker
 	NodeShell
 	NodeFiles
+	NodeFaults
 	Ping(ctx context.Context) error
 	Limits() instance.Limits
 }

@@ -91,6 +91,8 @@ type Service struct {
 	input inputs // typing, reported to OnInput's hooks
 
 	pool *pool // nil: no warm pool
+
+	faults faultState // network faults this process set: their healing
 }
 
 // OnEnd calls f with every session this process ends (by End, the reaper included), after its teardown. f must
@@ -330,6 +332,7 @@ func (s *Service) End(ctx context.Context, id string, reason EndReason, message 
 	// nodes to the reaper's takeover), but within the lease, after which another replica may take it over.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownLease)
 	defer cancel()
+	s.forgetFaults(id)
 	err = s.teardown(ctx, sess)
 	s.endedMu.Lock()
 	hooks := s.ended
@@ -393,8 +396,10 @@ func (s *Service) AddInstance(ctx context.Context, id, hostname string) (Instanc
 	in, err := s.createInstance(ctx, id, hostname)
 	if err != nil {
 		_ = s.quota.ReleaseInstance(context.WithoutCancel(ctx), id)
+		return in, err
 	}
-	return in, err
+	s.refault(ctx, id, "")
+	return in, nil
 }
 
 // createInstance names, makes and records one node; its quota is already reserved.
@@ -449,6 +454,7 @@ func (s *Service) RemoveInstance(ctx context.Context, id, name string) error {
 	if err := s.store.DeleteInstance(ctx, id, name); err != nil {
 		return err
 	}
+	s.refault(ctx, id, name)
 	return s.quota.ReleaseInstance(ctx, id)
 }
 
@@ -470,6 +476,9 @@ func (s *Service) Act(ctx context.Context, id, name string, action Action) (Inst
 	}
 	if err != nil {
 		return Instance{}, err
+	}
+	if action != ActionStop {
+		s.refault(ctx, id, "") // a started node has a new link
 	}
 	sess, err := s.Get(ctx, id)
 	if err != nil {

@@ -463,3 +463,58 @@ export interface StackDeploy {
 export type TryResult = SessionView & {
   deploy: StackDeploy;
 };
+
+export interface NetworkLink {
+  /** a node (node1) or "*" for every node */
+  from: string;
+  /** a node (node2) or "*" for every other node; a link is one direction */
+  to: string;
+  /** a Go duration up to 1m ("100ms"); needs sch_netem (else 422) */
+  latency?: string;
+  /** a Go duration up to 1m, with a latency; needs sch_netem */
+  jitter?: string;
+  /** the share of packets dropped, above 0% and at most 100% ("20%") */
+  loss?: string;
+  /** a bandwidth as tc writes it, 8kbit to 10gbit: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps, gbps (bytes/s) */
+  rate?: string;
+  /** the share of packets duplicated ("1%"); needs sch_netem */
+  duplicate?: string;
+  /** the share of packets corrupted ("1%"); needs sch_netem */
+  corrupt?: string;
+  /** a Go duration ("60s", "5m"), at most 24h: the fault heals by itself after it */
+  duration?: string;
+  /** when the fault heals (set by the server from duration; a picture read back and written again keeps it); an RFC 3339 time */
+  expires_at?: string;
+}
+
+export interface Network {
+  /** at most 200; one per pair of nodes and direction */
+  links?: NetworkLink[];
+  /** groups of nodes that reach each other and no other group; the nodes no group names form one more */
+  partitions?: string[][];
+  /** a Go duration ("60s", "5m"), at most 24h: the fault heals by itself after it */
+  partitions_duration?: string;
+  /** when the partitions heal (set by the server); an RFC 3339 time */
+  partitions_expire_at?: string;
+}
+
+export interface NetworkAnswer {
+  /** at most 200; one per pair of nodes and direction */
+  links: NetworkLink[];
+  /** groups of nodes that reach each other and no other group; the nodes no group names form one more */
+  partitions: string[][];
+  /** a Go duration ("60s", "5m"), at most 24h: the fault heals by itself after it */
+  partitions_duration?: string;
+  /** when the partitions heal (set by the server); an RFC 3339 time */
+  partitions_expire_at?: string;
+  /** which faults the engine's kernel allows (the others answer 422) */
+  supported: {
+    loss: boolean;
+    partitions: boolean;
+    rate: boolean;
+    latency: boolean;
+    jitter: boolean;
+    duplicate: boolean;
+    corrupt: boolean;
+  };
+}

@@ -4,7 +4,7 @@
 
 import type {
   AddInstanceRequest, CreateSessionRequest, Demo, ErrorBody, ExtendRequest, FileWritten, FilesWritten, Instance, LabLink,
-  LinkRequest, SessionView, SetupRequest, TemplateList, Tree, TryRequest, TryResult,
+  LinkRequest, Network, NetworkAnswer, SessionView, SetupRequest, TemplateList, Tree, TryRequest, TryResult,
 } from "./api-types";
 import type {
   AttendeeView, BroadcastRequest, EndWorkshopRequest, ExtendWorkshopRequest, JoinInfo, Joined, JoinRequest, LockRequest,
@@ -124,6 +124,10 @@ export const api = {
   end: (id: string) => call<SessionView>("DELETE", sessionPath(id), undefined, sessionToken(id)),
   addNode: (id: string) =>
     call<Instance>("POST", `${sessionPath(id)}/instances`, {} satisfies AddInstanceRequest, sessionToken(id)),
+  network: (id: string) => call<NetworkAnswer>("GET", `/api/v1/sessions/${id}/network`, undefined, sessionToken(id)),
+  setNetwork: (id: string, doc: Network) =>
+    call<NetworkAnswer>("PUT", `/api/v1/sessions/${id}/network`, doc, sessionToken(id)),
+  clearNetwork: (id: string) => call<void>("DELETE", `/api/v1/sessions/${id}/network`, undefined, sessionToken(id)),
   removeNode: (id: string, name: string) => call<void>("DELETE", nodePath(id, name), undefined, sessionToken(id)),
   restartNode: (id: string, name: string) =>
     call<Instance>("POST", `${nodePath(id, name)}/restart`, undefined, sessionToken(id)),

@@ -16,6 +16,7 @@ import { settings } from "./settings";
 import { copyText } from "./clipboard";
 import { settingsControl } from "./settings-control";
 import "./files-dialog";
+import "./network-panel";
 import type { SandlotTerminal, TerminalState } from "./sandlot-terminal";
 
 const maxTabs = 8; // session.MaxTerminalsPerNode
@@ -83,6 +84,7 @@ export class SessionPage extends LitElement {
     dismissed: { state: true },
     demo: { state: true },
     watching: { state: true },
+    faulted: { state: true },
   };
 
   sessionId = "";
@@ -102,6 +104,7 @@ export class SessionPage extends LitElement {
   dismissed: string[] = []; // broadcastKey of those the learner closed
   demo?: DemoLink; // the instructor's demo, which an attendee may watch
   watching = false; // the demo's terminal is open
+  faulted: string[] = []; // nodes a network fault touches (the Network panel says)
 
   private toastTimer?: number;
   private clock?: number;
@@ -493,12 +496,13 @@ export class SessionPage extends LitElement {
             const key = `${n.name}/${this.layout.active[n.name]}`;
             const conn = this.status[key];
             return html`
-              <li class="node ${this.layout.selected === n.name ? "selected" : ""} ${this.dropping === n.name ? "dropping" : ""}"
+              <li class="node ${this.layout.selected === n.name ? "selected" : ""} ${this.dropping === n.name ? "dropping" : ""} ${this.faulted.includes(n.name) ? "faulted" : ""}"
                 data-node=${n.name} @dragover=${(e: DragEvent) => this.dragOver(e, n.name)}
                 @dragleave=${() => (this.dropping = "")} @drop=${(e: DragEvent) => this.drop(e, n.name, "/root")}>
                 <button class="pick" @click=${() => this.select(n.name)} aria-current=${this.layout.selected === n.name}>
                   <span class="dot ${n.status}" title=${n.status}></span>
-                  <span class="name">${n.hostname || n.name}</span>
+                  <span class="name">${n.hostname || n.name}${this.faulted.includes(n.name) ? html` <span class="fault-mark"
+                    title="a network fault touches ${n.name}" aria-label="network fault">⚡</span>` : nothing}</span>
                   <span class="ip">${n.ip ?? ""}</span>
                   <span class="state">${n.status}${conn === "reconnecting" ? " · reconnecting" : ""}</span>
                 </button>
@@ -526,6 +530,8 @@ export class SessionPage extends LitElement {
           @click=${this.addNode}>+ Add node</button>
         ${!s.instances.length && !this.creating && s.state !== "ended"
           ? html`<p class="hint">No nodes yet. Add one to get a shell.</p>` : nothing}
+        <sl-network .session=${s.id} .nodes=${s.instances.filter((n) => n.status !== "creating").map((n) => n.name)}
+          ?ended=${s.state === "ended"} @network-change=${(e: CustomEvent<string[]>) => (this.faulted = e.detail)}></sl-network>
       </nav>`;
   }
 

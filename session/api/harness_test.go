@@ -45,6 +45,15 @@ var sharedDriver *instance.Driver
 // developer's server) make meanwhile.
 var testOwner = "session-tests-" + randomHex(4)
 
+// TestMain closes the shared driver at the end, which removes its netfault helper (if a test applied faults).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedDriver != nil {
+		sharedDriver.Close()
+	}
+	os.Exit(code)
+}
+
 // driver is one instance driver (bridge networks) for the whole test binary.
 func driver(t testing.TB) *instance.Driver {
 	t.Helper()

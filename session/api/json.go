@@ -127,6 +127,8 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusGone, "session_ended", err.Error()
 	case errors.Is(err, session.ErrConflict), errors.Is(err, instance.ErrExists):
 		return http.StatusConflict, "conflict", err.Error()
+	case errors.Is(err, instance.ErrKernelFeature):
+		return http.StatusUnprocessableEntity, "kernel_feature_missing", err.Error()
 	case errors.Is(err, instance.ErrEngineUnreachable):
 		return http.StatusServiceUnavailable, "engine_unavailable", "the Docker engine does not answer; try again later"
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/session"
 	"github.com/sandlot/sandlot/session/labproxy"
+	"github.com/sandlot/sandlot/session/netfault"
 	"github.com/sandlot/sandlot/session/workshop"
 )
 
@@ -86,6 +87,8 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"POST " + s + "/extend 200":            sessionView{},
 		"POST " + s + "/setup 200":             sessionView{},
 		"POST " + s + "/viewer 201":            viewerLink{},
+		"GET " + s + "/network 200":            networkResponse{},
+		"PUT " + s + "/network 200":            networkResponse{},
 		"POST " + s + "/instances 201":         session.Instance{},
 		"POST " + n + "/start 200":             session.Instance{},
 		"POST " + n + "/stop 200":              session.Instance{},
@@ -119,6 +122,7 @@ func openAPIBodies() (answers, requests map[string]any) {
 		"POST /api/v1/try":                 tryRequest{},
 		"POST " + s + "/extend":            extendRequest{},
 		"POST " + s + "/setup":             setupRequest{},
+		"PUT " + s + "/network":            netfault.Document{},
 		"POST " + s + "/instances":         addInstanceRequest{},
 		"POST " + n + "/exec":              execRequest{},
 		"POST " + n + "/ports/{port}/link": linkRequest{},

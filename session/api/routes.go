@@ -39,6 +39,9 @@ func (a *api) routes() []route {
 		{"PUT", "/api/v1/sessions/{id}/instances/{name}/files", a.stateChanging(rawBody, a.session(session.PermDrive, a.saveFile()))},
 		{"GET", "/api/v1/sessions/{id}/instances/{name}/files", a.session(session.PermDrive, a.readFile())},
 		{"GET", "/api/v1/sessions/{id}/instances/{name}/tree", a.session(session.PermDrive, a.tree())},
+		{"GET", "/api/v1/sessions/{id}/network", a.session(session.PermDrive, a.getNetwork())},
+		{"PUT", "/api/v1/sessions/{id}/network", change(session.PermDrive, a.putNetwork())},
+		{"DELETE", "/api/v1/sessions/{id}/network", change(session.PermDrive, a.deleteNetwork())},
 		{"POST", "/api/v1/sessions/{id}/viewer", change(session.PermDrive, a.viewerLink())},
 		{"POST", "/api/v1/sessions/{id}/instances/{name}/ports/{port}/link", change(session.PermDrive, a.portLink())},
 		// Workshops: the admin makes them; their instructor token runs one; attendees join by code.

@@ -32,6 +32,7 @@ type Nodes struct {
 	mu       sync.Mutex
 	sessions map[string]map[string]*node // session -> name -> node
 	networks map[string]bool
+	faults   map[string][]byte // session -> note
 }
 
 type node struct {
@@ -152,6 +153,7 @@ func (n *Nodes) DeleteSession(_ context.Context, s string) error {
 	defer n.mu.Unlock()
 	delete(n.sessions, s)
 	delete(n.networks, s)
+	delete(n.faults, s)
 	return nil
 }
 
@@ -344,4 +346,51 @@ func (e *echo) ExitCode(context.Context) (int, bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return 0, e.closed, nil
+}
+
+// SetFaults keeps the note, after the checks instance makes of the faults' nodes; it applies nothing. The kernel
+// it pretends to have lacks sch_netem, like the machines Sandlot is tested on.
+func (n *Nodes) SetFaults(_ context.Context, s string, faults []instance.LinkFault, note []byte) error {
+	support := n.FaultSupport()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, f := range faults {
+		if m := support.Missing(f); m != "" {
+			return fmt.Errorf("%w: %s", instance.ErrKernelFeature, m)
+		}
+		for _, name := range []string{f.From, f.To} {
+			if n.sessions[s][name] == nil {
+				return fmt.Errorf("%w: %s in session %s", instance.ErrNotFound, name, s)
+			}
+		}
+	}
+	if n.faults == nil {
+		n.faults = map[string][]byte{}
+	}
+	if len(faults) == 0 && len(note) == 0 {
+		delete(n.faults, s)
+		return nil
+	}
+	n.faults[s] = append([]byte(nil), note...)
+	return nil
+}
+
+// Faults returns the note SetFaults kept.
+func (n *Nodes) Faults(_ context.Context, s string) ([]byte, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.faults[s], nil
+}
+
+// ClearFaults forgets the session's note.
+func (n *Nodes) ClearFaults(_ context.Context, s string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.faults, s)
+	return nil
+}
+
+// FaultSupport is a kernel without sch_netem.
+func (n *Nodes) FaultSupport() instance.FaultSupport {
+	return instance.FaultSupport{Filter: true, Shape: true}
 }
