@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
+// attachTimeout bounds the welcome and the kept output that follows it (a variable for tests).
+var attachTimeout = 3 * time.Second
+
 // Timeouts of Sandlot's side.
 const (
-	// attachTimeout bounds the welcome and the kept output that follows it.
-	attachTimeout = 3 * time.Second
 	// writeTimeout bounds each write to a holder: one that reads nothing (stopped, or not a holder) ends its
 	// terminal rather than holding up whoever types.
 	writeTimeout = 5 * time.Second

@@ -113,11 +113,12 @@ func Serve(cfg Config) error {
 	for !h.exited {
 		h.changed.Wait()
 	}
-	// The shell has ended: wait for a Sandlot to collect the last output and the exit, as long as an orphan may wait.
+	// The shell has ended. If it ended by itself, wait for a Sandlot to collect the last output and the exit, as
+	// long as an orphan may wait; one that hung it up (or nobody, for Orphan) does not wait for them.
 	deadline := time.Now().Add(cfg.Orphan)
 	t := time.AfterFunc(cfg.Orphan, func() { h.mu.Lock(); h.changed.Broadcast(); h.mu.Unlock() })
 	defer t.Stop()
-	for !h.delivered && time.Now().Before(deadline) {
+	for !h.delivered && !h.hungUp && time.Now().Before(deadline) {
 		h.changed.Wait()
 	}
 	conn := h.conn
