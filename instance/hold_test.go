@@ -1,0 +1,191 @@
+package instance
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandlot/sandlot/internal/holder"
+	"github.com/sandlot/sandlot/internal/testengine"
+)
+
+// heldSession is a session (its id starts with shl) with one node, on a driver that holds shells.
+func heldSession(t *testing.T) (*Driver, string) {
+	t.Helper()
+	bin := testengine.Holder(t)
+	d := newDriver(t, NetworkBridge, func(c *Config) { c.Holder = bin })
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	session := "shl" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		if err := d.DeleteSession(testContext(t), session); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if _, err := d.CreateNetwork(testContext(t), session); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Create(testContext(t), session, Spec{Name: "node1"}); err != nil {
+		t.Fatal(err)
+	}
+	return d, session
+}
+
+// heldReader collects a held shell's output, from its replay on.
+type heldReader struct {
+	t   *testing.T
+	h   *holder.Conn
+	out bytes.Buffer
+}
+
+func newHeldReader(t *testing.T, h *holder.Conn) *heldReader {
+	_, kept, _ := h.Replay()
+	r := &heldReader{t: t, h: h}
+	r.out.Write(kept)
+	return r
+}
+
+// until reads until the output contains want; it returns the read error that came first, if any.
+func (r *heldReader) until(want string) error {
+	r.t.Helper()
+	buf := make([]byte, 4096)
+	stop := time.AfterFunc(20*time.Second, func() { r.h.Release() })
+	defer stop.Stop()
+	for !strings.Contains(r.out.String(), want) {
+		n, err := r.h.Read(buf)
+		r.out.Write(buf[:n])
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *heldReader) mustUntil(want string) {
+	r.t.Helper()
+	if err := r.until(want); err != nil {
+		r.t.Fatalf("waiting for %q: %v; got %q", want, err, r.out.String())
+	}
+}
+
+// A held shell outlives the driver that opened it: another driver (a restarted server) reattaches to the same
+// shell, its whole output from offset 0 kept and nothing twice, and the variable set before is still set. Closing
+// ends the shell and its holder.
+func TestHeldShellReattach(t *testing.T) {
+	d, session := heldSession(t)
+	ctx := testContext(t)
+	h, reattached, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
+	if err != nil || reattached {
+		t.Fatalf("hold: reattached %v, %v", reattached, err)
+	}
+	r := newHeldReader(t, h)
+	r.mustUntil("[node1 ")
+	if _, err := h.Write([]byte("export SHL_V=42; echo set-$((SHL_V+1))\n")); err != nil {
+		t.Fatal(err)
+	}
+	r.mustUntil("set-43")
+	h.Ack(uint64(r.out.Len()))
+	before := r.out.String()
+	time.Sleep(50 * time.Millisecond)
+	h.Release() // as a server that stops (or is killed: the connection just goes)
+
+	d2 := newDriver(t, NetworkBridge, func(c *Config) { c.Holder = d.cfg.Holder })
+	h2, reattached, err := d2.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
+	if err != nil || !reattached {
+		t.Fatalf("reattach: reattached %v, %v", reattached, err)
+	}
+	first, kept, acked := h2.Replay()
+	if first != 0 || !strings.HasPrefix(string(kept), before) || acked != uint64(len(before)) {
+		t.Fatalf("replay from %d (acked %d): %q, want it to start with %q", first, acked, kept, before)
+	}
+	r2 := newHeldReader(t, h2)
+	if _, err := h2.Write([]byte("echo v=$SHL_V\n")); err != nil {
+		t.Fatal(err)
+	}
+	r2.mustUntil("v=42")
+	if strings.Count(r2.out.String(), "set-43") != 1 {
+		t.Errorf("output repeated: %q", r2.out.String())
+	}
+	holders := func() int {
+		n := 0
+		for _, p := range nodeProcs(t, d, session, "node1") {
+			if strings.HasPrefix(p.args, d.holder.path+" ") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := holders(); n != 1 {
+		t.Fatalf("%d holders running, want 1: %v", n, nodeProcs(t, d, session, "node1"))
+	}
+	h2.Close()
+	eventually(t, 10*time.Second, want(0, "holders", holders))
+	eventually(t, 10*time.Second, want(0, "shells", func() int { return countProcs(t, d, session, "node1", "bash -l") }))
+}
+
+// A learner is root in the node and may kill their holder: the terminal ends (as a holder that went, -1) and the
+// next HoldTTY starts a fresh shell in the slot. A holder's socket swapped for a symlink to a host socket is
+// refused, and garbage on a socket is refused; neither touches anything outside the node.
+func TestHeldShellHostileNode(t *testing.T) {
+	d, session := heldSession(t)
+	ctx := testContext(t)
+	h, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newHeldReader(t, h)
+	h.Write([]byte("export SHL_V=1; echo ready\n"))
+	r.mustUntil("ready")
+	sh(t, d, session, "node1", "pkill -KILL -f /usr/local/lib/sandlot/holde[r]-")
+	err = r.until("never")
+	var exit *holder.ShellExit
+	if !errors.As(err, &exit) || exit.Code != -1 {
+		t.Fatalf("after the holder was killed: %v", err)
+	}
+	h2, reattached, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
+	if err != nil || reattached {
+		t.Fatalf("a new shell after the kill: reattached %v, %v", reattached, err)
+	}
+	defer h2.Close()
+	r2 := newHeldReader(t, h2)
+	h2.Write([]byte("echo \"v=[$SHL_V]\"\n"))
+	r2.mustUntil("v=[]")
+
+	// A symlink where a holder's socket would be, to a socket of the host's (the node engine's, or Docker's).
+	sh(t, d, session, "node1", "mkdir -p /run/sandlot/hold && ln -sf /run/sandlot/engine.sock /run/sandlot/hold/3.sock && "+
+		"ln -sf /var/run/docker.sock /run/sandlot/hold/4.sock")
+	for _, slot := range []int{3, 4} {
+		if _, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: slot}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+			t.Errorf("slot %d behind a symlink to the host: %v", slot, err)
+		}
+	}
+	// A directory symlink on the way resolves inside the node: /run/sandlot/hold -> / finds no socket of the host's.
+	sh(t, d, session, "node1", "rm -rf /run/sandlot/hold && ln -s /run/docker /run/sandlot/hold && mkdir -p /run/docker")
+	if h5, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 5}); err != nil {
+		t.Errorf("slot 5 behind a directory symlink in the node: %v", err)
+	} else {
+		h5.Close()
+	}
+	sh(t, d, session, "node1", "rm -f /run/sandlot/hold && mkdir -p /run/sandlot/hold")
+
+	// Garbage on a socket: a listener that answers with an endless stream of junk.
+	d.Exec(ctx, session, "node1", []string{"sh", "-c",
+		"setsid socat UNIX-LISTEN:/run/sandlot/hold/6.sock,fork SYSTEM:'yes junk' >/dev/null 2>&1 &"}, ExecOptions{})
+	eventually(t, 10*time.Second, func() error {
+		if code, _ := exitCode(t, d, session, "node1", "test -S /run/sandlot/hold/6.sock"); code != 0 {
+			return errors.New("no socket yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	if _, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 6}); err == nil || !errors.Is(err, holder.ErrProtocol) {
+		t.Errorf("garbage on the socket: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("refused only after %s", time.Since(start))
+	}
+}
