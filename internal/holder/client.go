@@ -1,6 +1,7 @@
 package holder
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,10 +32,11 @@ type Conn struct {
 	cols  uint16
 	rows  uint16
 
-	buf     []byte // a frame's payload being read
-	pending []byte // output of the last frame not yet returned by Read
-	next    uint64 // offset after the last byte read
-	exit    error  // the shell's end, once the holder said so
+	r       *bufio.Reader // of c: a frame in one read, mostly
+	buf     []byte        // a frame's payload being read
+	pending []byte        // output of the last frame not yet returned by Read
+	next    uint64        // offset after the last byte read
+	exit    error         // the shell's end, once the holder said so
 
 	wmu     sync.Mutex
 	ackSent uint64
@@ -45,7 +47,7 @@ type Conn struct {
 // few seconds. Whatever the holder says is checked: a holder that breaks the protocol, claims more than maxKept or
 // offsets that do not add up, or stalls, is refused and c closed.
 func Attach(c net.Conn, maxKept int) (*Conn, error) {
-	hc := &Conn{c: c, buf: make([]byte, MaxPayload)}
+	hc := &Conn{c: c, r: bufio.NewReaderSize(c, headerLen+outputChunk), buf: make([]byte, MaxPayload)}
 	if err := hc.attach(maxKept); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("attach to a shell's holder: %w", err)
@@ -59,7 +61,7 @@ func (h *Conn) attach(maxKept int) error {
 	if err := h.send(frameHello, []byte{Version}); err != nil {
 		return err
 	}
-	typ, p, err := readFrame(h.c, h.buf)
+	typ, p, err := readFrame(h.r, h.buf)
 	if err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func (h *Conn) attach(maxKept int) error {
 	want := int(w.end - w.first)
 	h.kept = make([]byte, 0, want)
 	for len(h.kept) < want {
-		typ, p, err := readFrame(h.c, h.buf)
+		typ, p, err := readFrame(h.r, h.buf)
 		if err != nil {
 			return err
 		}
@@ -122,7 +124,7 @@ func (h *Conn) Read(p []byte) (int, error) {
 		if h.exit != nil {
 			return 0, h.exit
 		}
-		typ, q, err := readFrame(h.c, h.buf)
+		typ, q, err := readFrame(h.r, h.buf)
 		switch {
 		case err != nil:
 			h.exit = &ShellExit{Code: -1}

@@ -1,6 +1,7 @@
 package holder
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -80,6 +81,7 @@ type holder struct {
 	delivered  bool // a Sandlot was sent the exit
 	cols, rows uint16
 	conn       net.Conn // the Sandlot connected now
+	link       *link    // its output side, once it was welcomed
 	left       time.Time
 	hungUp     bool
 }
@@ -170,7 +172,17 @@ func (h *holder) readTerminal() {
 			h.out.write(buf[:n])
 			h.changed.Broadcast()
 		}
+		l := h.link
 		h.mu.Unlock()
+		// The short way for output: this goroutine writes it to the Sandlot itself, unless the connection's sender
+		// is writing (it then takes this output too). Handing it to the sender would wake another thread, which is
+		// most of a keystroke's echo.
+		if n > 0 && l != nil && l.smu.TryLock() {
+			if !h.flush(l) {
+				l.c.Close()
+			}
+			l.smu.Unlock()
+		}
 		if err != nil {
 			break // EIO once the shell and everything holding its terminal are gone
 		}
@@ -214,7 +226,7 @@ func (h *holder) accept(ln net.Listener) {
 		}
 		h.mu.Lock()
 		old := h.conn
-		h.conn = c
+		h.conn, h.link = c, nil
 		h.changed.Broadcast()
 		h.mu.Unlock()
 		if old != nil {
@@ -273,15 +285,16 @@ func (h *holder) serve(c net.Conn) {
 		c.Close()
 		h.mu.Lock()
 		if h.conn == c {
-			h.conn = nil
+			h.conn, h.link = nil, nil
 			h.left = time.Now()
 		}
 		h.changed.Broadcast()
 		h.mu.Unlock()
 	}()
 	buf := make([]byte, MaxPayload)
+	r := bufio.NewReaderSize(c, 4<<10) // a keystroke's frame in one read
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, p, err := readFrame(c, buf)
+	typ, p, err := readFrame(r, buf)
 	if err != nil || typ != frameHello || len(p) != 1 || p[0] != Version {
 		return
 	}
@@ -293,7 +306,7 @@ func (h *holder) serve(c net.Conn) {
 	go func() { defer close(sending); h.send(c, w) }()
 	defer func() { <-sending }()
 	for {
-		typ, p, err := readFrame(c, buf)
+		typ, p, err := readFrame(r, buf)
 		if err != nil {
 			return
 		}
@@ -327,39 +340,78 @@ func (h *holder) serve(c net.Conn) {
 	}
 }
 
-// send writes the welcome, then the output from w.first as it comes, then the exit. It stops when the
-// connection is no longer the holder's, or a write takes longer than Quiet (a Sandlot that reads nothing).
-func (h *holder) send(c net.Conn, w welcome) {
-	defer c.Close() // the reader then ends too
-	write := func(typ byte, p []byte) bool {
-		hdr := header(typ, len(p))
-		_ = c.SetWriteDeadline(time.Now().Add(h.cfg.Quiet))
-		bufs := net.Buffers{hdr[:], p}
-		_, err := bufs.WriteTo(c)
-		return err == nil
-	}
-	if !write(frameWelcome, w.encode()) {
-		return
-	}
-	next := w.first
-	chunk := make([]byte, outputChunk)
+// link is the output side of a Sandlot's connection: how far its output has got, and the lock of writing to it,
+// held by its sender or by the terminal's reader taking the short way (flush).
+type link struct {
+	c     net.Conn
+	smu   sync.Mutex
+	next  uint64 // the offset of the next byte to send; read under h.mu, changed under both h.mu and smu
+	chunk []byte // guarded by smu
+	quiet time.Duration
+}
+
+// write writes one frame, within quiet. The caller holds l.smu.
+func (l *link) write(typ byte, p []byte) bool {
+	hdr := header(typ, len(p))
+	_ = l.c.SetWriteDeadline(time.Now().Add(l.quiet))
+	bufs := net.Buffers{hdr[:], p}
+	_, err := bufs.WriteTo(l.c)
+	return err == nil
+}
+
+// flush sends l all the kept output it has not had. The caller holds l.smu.
+func (h *holder) flush(l *link) bool {
 	for {
 		h.mu.Lock()
-		for h.conn == c && next >= h.out.end() && !h.exited {
+		p, at := h.out.from(l.next, outputChunk)
+		// at > next would mean output this Sandlot has not had was dropped; flow control keeps the ring from
+		// dropping unacknowledged output, and a connection starts at the oldest kept byte.
+		n := copy(l.chunk, p)
+		h.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		if !l.write(frameOutput, l.chunk[:n]) {
+			return false
+		}
+		h.mu.Lock()
+		l.next = at + uint64(n)
+		h.mu.Unlock()
+	}
+}
+
+// send writes the welcome, then the output from w.first as it comes (with the terminal's reader, see flush), then
+// the exit. It stops when the connection is no longer the holder's, or a write takes longer than Quiet (a Sandlot
+// that reads nothing).
+func (h *holder) send(c net.Conn, w welcome) {
+	defer c.Close() // the reader then ends too
+	l := &link{c: c, next: w.first, chunk: make([]byte, outputChunk), quiet: h.cfg.Quiet}
+	l.smu.Lock()
+	ok := l.write(frameWelcome, w.encode())
+	l.smu.Unlock()
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	if h.conn == c {
+		h.link = l
+	}
+	h.mu.Unlock()
+	for {
+		h.mu.Lock()
+		for h.conn == c && l.next >= h.out.end() && !h.exited {
 			h.changed.Wait()
 		}
 		if h.conn != c {
 			h.mu.Unlock()
 			return
 		}
-		if next < h.out.end() {
-			p, at := h.out.from(next, outputChunk)
-			// at > next would mean output this Sandlot has not had was dropped; flow control keeps the ring from
-			// dropping unacknowledged output, and this connection started at the oldest kept byte.
-			n := copy(chunk, p)
-			next = at + uint64(n)
+		if l.next < h.out.end() {
 			h.mu.Unlock()
-			if !write(frameOutput, chunk[:n]) {
+			l.smu.Lock()
+			ok := h.flush(l)
+			l.smu.Unlock()
+			if !ok {
 				return
 			}
 			continue
@@ -368,7 +420,10 @@ func (h *holder) send(c net.Conn, w welcome) {
 		h.mu.Unlock()
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(code))
-		if write(frameExit, b[:]) {
+		l.smu.Lock()
+		ok := l.write(frameExit, b[:])
+		l.smu.Unlock()
+		if ok {
 			h.mu.Lock()
 			h.delivered = true
 			h.changed.Broadcast()
