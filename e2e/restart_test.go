@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	be "encoding/binary"
 	"net/http"
 	"strings"
@@ -26,10 +27,19 @@ type wsTerm struct {
 // openTerm connects to node1's first terminal of session l as its driver, asking for output from resume.
 func openTerm(t testing.TB, l *lab, resume uint64) *wsTerm {
 	t.Helper()
+	c, err := dialTerm(t, l, resume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dialTerm is openTerm for any goroutine: it returns its error. The connection is closed when t ends.
+func dialTerm(t testing.TB, l *lab, resume uint64) (*wsTerm, error) {
 	url := "ws" + strings.TrimPrefix(l.url, "http") + "/api/v1/sessions/" + l.ID + "/instances/node1/terminal"
 	ws, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + l.Token}})
 	if err != nil {
-		t.Fatalf("terminal: %v", err)
+		return nil, fmt.Errorf("terminal: %w", err)
 	}
 	t.Cleanup(func() { ws.Close() })
 	hello := []byte{'h', 1, 0}
@@ -37,23 +47,28 @@ func openTerm(t testing.TB, l *lab, resume uint64) *wsTerm {
 	hello = be.BigEndian.AppendUint16(hello, 24)
 	hello = be.BigEndian.AppendUint64(hello, resume)
 	if err := ws.WriteMessage(websocket.BinaryMessage, hello); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
 	_, b, err := ws.ReadMessage()
 	if err != nil || len(b) != 16 || b[0] != 'W' {
-		t.Fatalf("welcome: %q, %v", b, err)
+		return nil, fmt.Errorf("welcome: %q, %v", b, err)
 	}
 	c := &wsTerm{t: t, ws: ws, first: be.BigEndian.Uint64(b[3:]), lost: b[11] == 1}
 	c.next = c.first
-	return c
+	return c, nil
 }
 
 func (c *wsTerm) typeLine(s string) {
 	c.t.Helper()
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, append([]byte{'i'}, s+"\n"...)); err != nil {
+	if err := c.send(s); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// send types s and Enter.
+func (c *wsTerm) send(s string) error {
+	return c.ws.WriteMessage(websocket.BinaryMessage, append([]byte{'i'}, s+"\n"...))
 }
 
 // until reads output (acknowledging it) until it contains want, or the server closes (the error).
