@@ -22,6 +22,7 @@ type wsTerm struct {
 	next  uint64 // the offset after the last byte received
 	out   bytes.Buffer
 	close error // how the server closed, once it did
+	exit  *int32 // the shell's exit code, once EXIT came
 }
 
 // openTerm connects to node1's first terminal of session l as its driver, asking for output from resume.
@@ -93,6 +94,10 @@ func (c *wsTerm) untilFunc(done func(out string) bool, within time.Duration) err
 			c.out.Write(b[9:])
 			c.next += uint64(len(b) - 9)
 			_ = c.ws.WriteMessage(websocket.BinaryMessage, be.BigEndian.AppendUint64([]byte{'a'}, c.next))
+		}
+		if len(b) == 5 && b[0] == 'x' {
+			code := int32(be.BigEndian.Uint32(b[1:]))
+			c.exit = &code
 		}
 	}
 	return nil
@@ -180,4 +185,30 @@ func TestShellsOutliveRestart(t *testing.T) {
 			t.Logf("reconnected at offset %d", resume)
 		})
 	}
+}
+
+// A learner is root in their node and may kill the holder of their shell: the terminal ends cleanly (EXIT, then
+// close 1000), and the page's next connection gets a new shell. Only that shell is hurt: the server carries on.
+func TestLearnerKillsHolder(t *testing.T) {
+	needEngine(t)
+	srv := startServer(t, "--data", t.TempDir(), "--admin-token", admin)
+	l := newLab(t, srv)
+	c := openTerm(t, l, 0)
+	c.mustUntil("[node1 ", 60*time.Second)
+	c.typeLine("export SHL_K=1; echo set-$((SHL_K+1))")
+	c.mustUntil("set-2", 20*time.Second)
+	l.must(t, "node1", "sh", "-c", "pkill -KILL -f /usr/local/lib/sandlot/holde[r]-")
+	err := c.until("\x00never", 20*time.Second)
+	if c.exit == nil || !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("after the holder was killed: exit %v, %v", c.exit, err)
+	}
+	c2 := openTerm(t, l, c.next)
+	if !c2.lost && c2.first >= c.next {
+		t.Fatalf("the new shell continues at %d (lost %v) after %d", c2.first, c2.lost, c.next)
+	}
+	c2.mustUntil("[node1 ", 60*time.Second)
+	c2.typeLine("echo \"k=[$SHL_K]\"")
+	c2.mustUntil("k=[]", 20*time.Second)
+	var health struct{}
+	get(t, srv.url+"/api/v1/sessions/"+l.ID, &health)
 }
