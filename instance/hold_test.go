@@ -14,7 +14,7 @@ import (
 )
 
 // heldSession is a session (its id starts with shl) with one node, on a driver that holds shells.
-func heldSession(t *testing.T) (*Driver, string) {
+func heldSession(t testing.TB) (*Driver, string) {
 	t.Helper()
 	bin := testengine.Holder(t)
 	d := newDriver(t, NetworkBridge, func(c *Config) { c.Holder = bin })
