@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
 	be "encoding/binary"
+	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -21,7 +21,7 @@ type wsTerm struct {
 	lost  bool
 	next  uint64 // the offset after the last byte received
 	out   bytes.Buffer
-	close error // how the server closed, once it did
+	close error  // how the server closed, once it did
 	exit  *int32 // the shell's exit code, once EXIT came
 }
 
