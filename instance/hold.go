@@ -127,7 +127,7 @@ func (d *Driver) HoldTTY(ctx context.Context, session, name string, opts HoldOpt
 	if err := d.startHolder(ctx, session, name, id, root, socket, opts); err != nil {
 		return nil, false, fmt.Errorf("terminal %d in %s of session %s: %w", opts.Slot, name, session, err)
 	}
-	c, err := dialHeld(ctx, root, socket)
+	c, err := dialShortWay(ctx, root, socket) // the holder makes its socket a few ms after its exec starts
 	if err != nil {
 		return nil, false, fmt.Errorf("terminal %d in %s of session %s: %w", opts.Slot, name, session, err)
 	}
@@ -237,21 +237,4 @@ func dialInNode(ctx context.Context, root, path string) (net.Conn, error) {
 	// Connecting through the descriptor reaches the very socket found, whatever happens to the path meanwhile.
 	var dialer net.Dialer
 	return dialer.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d", fd))
-}
-
-// dialHeld connects to a holder that was just started, waiting for it to listen (at most 2 s).
-func dialHeld(ctx context.Context, root, path string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	for {
-		c, err := dialInNode(ctx, root, path)
-		if err == nil {
-			return c, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("the shell holder's socket %s: %w", path, err)
-		case <-time.After(3 * time.Millisecond):
-		}
-	}
 }

@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/sandlot/sandlot/instance"
 	"github.com/sandlot/sandlot/internal/redistest"
 	"github.com/sandlot/sandlot/internal/testengine"
-	"github.com/sandlot/sandlot/internal/wsread"
 	"github.com/sandlot/sandlot/session"
 )
 
@@ -44,42 +42,14 @@ func BenchmarkKeystrokeEchoHeld(b *testing.B) {
 
 	const rounds = 2000
 	var viaRaw, viaShort, viaHeld []time.Duration
-	buf := make([]byte, 64)
-	rawEcho := func() time.Duration {
-		start := time.Now()
-		if _, err := raw.Write([]byte{'k'}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadAtLeast(raw, buf[:1], 1); err != nil {
-			b.Fatal(err)
-		}
-		return time.Since(start)
-	}
-	var msg []byte
-	wsEcho := func(ws *websocket.Conn) time.Duration {
-		start := time.Now()
-		if err := ws.WriteMessage(websocket.BinaryMessage, []byte{'i', 'k'}); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			m, err := wsread.Next(ws, msg)
-			msg = m
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m[0] == 'o' {
-				ack(ws, m)
-				return time.Since(start)
-			}
-		}
-	}
+	rawOnce, shortOnce, heldOnce := rawEcho(b, raw), wsEcho(b, wsShort), wsEcho(b, wsHeld)
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < rounds; r++ {
 			// Which goes first turns with each round.
 			steps := []func(){
-				func() { viaRaw = append(viaRaw, rawEcho()) },
-				func() { viaShort = append(viaShort, wsEcho(wsShort)) },
-				func() { viaHeld = append(viaHeld, wsEcho(wsHeld)) },
+				func() { viaRaw = append(viaRaw, rawOnce()) },
+				func() { viaShort = append(viaShort, shortOnce()) },
+				func() { viaHeld = append(viaHeld, heldOnce()) },
 			}
 			for k := range steps {
 				steps[(r+k)%3]()
