@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +18,19 @@ import (
 // heldSession is a session (its id starts with shl) with one node, on a driver that holds shells.
 func heldSession(t testing.TB) (*Driver, string) {
 	t.Helper()
+	return heldSessionOn(t, nil)
+}
+
+// heldSessionOn is heldSession on a driver that tune adjusts.
+func heldSessionOn(t testing.TB, tune func(*Config)) (*Driver, string) {
+	t.Helper()
 	bin := testengine.Holder(t)
-	d := newDriver(t, NetworkBridge, func(c *Config) { c.Holder = bin })
+	d := newDriver(t, NetworkBridge, func(c *Config) {
+		c.Holder = bin
+		if tune != nil {
+			tune(c)
+		}
+	})
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	session := "shl" + hex.EncodeToString(b)
@@ -77,6 +90,30 @@ func (r *heldReader) mustUntil(want string) {
 // ends the shell and its holder.
 func TestHeldShellReattach(t *testing.T) {
 	d, session := heldSession(t)
+	testReattach(t, d, session, nil)
+}
+
+// The same in the caps isolation (SANDLOT_CAPS_ENGINE, no user namespace): the copied holder and its socket work
+// there too.
+func TestHeldShellCaps(t *testing.T) {
+	engine := os.Getenv("SANDLOT_CAPS_ENGINE")
+	if engine == "" {
+		if os.Getenv("SANDLOT_REQUIRE_DOCKER") == "1" {
+			t.Fatal("SANDLOT_CAPS_ENGINE names no engine for the caps isolation (make test sets it)")
+		}
+		t.Skip("SANDLOT_CAPS_ENGINE names no engine for the caps isolation")
+	}
+	tune := func(c *Config) {
+		c.Engine, c.Isolation = engine, IsolationCaps
+		c.SubnetPool = netip.MustParsePrefix("198.19.192.0/18") // apart from the node engine's pool
+	}
+	d, session := heldSessionOn(t, tune)
+	t.Cleanup(func() { removeFirewall(t, d) })
+	testReattach(t, d, session, tune)
+}
+
+// testReattach holds a shell, lets go of it, and reattaches from a second driver (made with tune too).
+func testReattach(t *testing.T, d *Driver, session string, tune func(*Config)) {
 	ctx := testContext(t)
 	h, reattached, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
 	if err != nil || reattached {
@@ -93,7 +130,12 @@ func TestHeldShellReattach(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	h.Release() // as a server that stops (or is killed: the connection just goes)
 
-	d2 := newDriver(t, NetworkBridge, func(c *Config) { c.Holder = d.cfg.Holder })
+	d2 := newDriver(t, NetworkBridge, func(c *Config) {
+		c.Holder = d.cfg.Holder
+		if tune != nil {
+			tune(c)
+		}
+	})
 	h2, reattached, err := d2.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
 	if err != nil || !reattached {
 		t.Fatalf("reattach: reattached %v, %v", reattached, err)
