@@ -225,9 +225,12 @@ func TestHolderClose(t *testing.T) {
 	}
 }
 
-// A connection that is not Sandlot's (garbage, or silence) is dropped and the shell goes on for the next one.
+// A connection that is not Sandlot's (garbage, or silence) is dropped, and takes nothing from the Sandlot
+// connected meanwhile.
 func TestHolderDropsGarbage(t *testing.T) {
 	socket, _ := startHolder(t, Config{Cmd: []string{"sh", "-i"}})
+	h := attach(t, socket)
+	defer h.Release()
 	for _, junk := range [][]byte{[]byte("GET / HTTP/1.1\r\n\r\n"), {frameHello, 0xff, 0xff, 0xff, 0xff}, {frameHello, 0, 0, 0, 1, 9}} {
 		c, err := net.Dial("unix", socket)
 		if err != nil {
@@ -240,8 +243,6 @@ func TestHolderDropsGarbage(t *testing.T) {
 		}
 		c.Close()
 	}
-	h := attach(t, socket)
-	defer h.Release()
 	var got bytes.Buffer
 	h.Write([]byte("echo still-$((1+1))\n"))
 	readUntil(t, h, &got, "still-2")

@@ -56,15 +56,16 @@ func header(typ byte, n int) [headerLen]byte {
 	return h
 }
 
-// readFrame reads one frame into buf (which must hold MaxPayload bytes) and returns its type and payload.
+// readFrame reads one frame into buf and returns its type and payload. A payload larger than buf (at most
+// MaxPayload) is a protocol error.
 func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(h[1:])
-	if n > MaxPayload {
-		return 0, nil, fmt.Errorf("%w: a frame of %d bytes (at most %d)", ErrProtocol, n, MaxPayload)
+	if n > uint32(min(len(buf), MaxPayload)) {
+		return 0, nil, fmt.Errorf("%w: a frame of %d bytes (at most %d)", ErrProtocol, n, min(len(buf), MaxPayload))
 	}
 	if _, err := io.ReadFull(r, buf[:n]); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -216,21 +216,12 @@ func exitCode(err error) int32 {
 	return 0
 }
 
-// accept serves each Sandlot that connects; a new one replaces the one before (a restarted Sandlot finds its
-// predecessor's connection gone or about to go).
+// accept serves each Sandlot that connects.
 func (h *holder) accept(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
-		}
-		h.mu.Lock()
-		old := h.conn
-		h.conn, h.link = c, nil
-		h.changed.Broadcast()
-		h.mu.Unlock()
-		if old != nil {
-			old.Close()
 		}
 		go h.serve(c)
 	}
@@ -291,14 +282,24 @@ func (h *holder) serve(c net.Conn) {
 		h.changed.Broadcast()
 		h.mu.Unlock()
 	}()
-	buf := make([]byte, MaxPayload)
 	r := bufio.NewReaderSize(c, 4<<10) // a keystroke's frame in one read
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, p, err := readFrame(r, buf)
+	typ, p, err := readFrame(r, make([]byte, 1))
 	if err != nil || typ != frameHello || len(p) != 1 || p[0] != Version {
 		return
 	}
+	buf := make([]byte, MaxPayload)
 	_ = c.SetReadDeadline(time.Time{})
+	// A Sandlot that said hello replaces the one before (a restarted Sandlot finds its predecessor's connection gone
+	// or about to go); a connection that did not (garbage, a probe) replaces nothing.
+	h.mu.Lock()
+	old := h.conn
+	h.conn, h.link = c, nil
+	h.changed.Broadcast()
+	h.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	h.mu.Lock()
 	w := welcome{first: h.out.start, end: h.out.end(), acked: h.acked, cols: h.cols, rows: h.rows}
 	h.mu.Unlock()
