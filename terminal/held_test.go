@@ -16,9 +16,10 @@ import (
 // A shell held by a holder (internal/holder, here on this host rather than in a node) outlives the terminal that
 // served it, as it outlives a server: a second terminal over a new connection continues the same offsets, so a
 // client that resumes gets exactly what it had not seen, and the shell still has its variable. Both ways a server
-// goes: Release (SIGTERM: clients are told 1012) and the connection simply dropping (kill -9).
+// goes: Release (SIGTERM: clients are told 1012) and the connection simply dropping (kill -9); and when another
+// server takes the shell over, the first one's clients are told 1012 too (reconnect), not that the shell ended.
 func TestHeldShellOutlivesTerminal(t *testing.T) {
-	for _, how := range []string{"release", "drop"} {
+	for _, how := range []string{"release", "drop", "taken"} {
 		t.Run(how, func(t *testing.T) {
 			socket := filepath.Join(t.TempDir(), "hold", "1.sock")
 			served := make(chan error, 1)
@@ -53,8 +54,14 @@ func TestHeldShellOutlivesTerminal(t *testing.T) {
 			before := c.out.String()
 			resume := c.next
 			time.Sleep(50 * time.Millisecond) // the last acknowledgement reaches the holder
-			if how == "release" {
-				term1.Release()
+			var h2 *holder.Conn
+			if how == "taken" {
+				h2 = attach()
+			}
+			if how == "release" || how == "taken" {
+				if how == "release" {
+					term1.Release()
+				}
 				_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 				for {
 					if _, _, err := c.ws.ReadMessage(); err != nil {
@@ -69,7 +76,9 @@ func TestHeldShellOutlivesTerminal(t *testing.T) {
 				c.ws.Close()
 			}
 
-			h2 := attach()
+			if h2 == nil {
+				h2 = attach()
+			}
 			defer h2.Close()
 			term2 := New(h2, 80, 24, Options{})
 			c2 := dial(t, serve(t, term2), RoleDriver, resume)

@@ -30,7 +30,8 @@ type Acker interface {
 }
 
 // Releaser is a TTY that can let go of its command without ending it (a holder keeps the shell for the next
-// server).
+// server). A TTY whose Read returns an error with a Released method that reports true has been let go of from
+// the other side (another server took the shell over): the terminal ends as by Release, its command does not.
 type Releaser interface {
 	Release() error
 }
@@ -137,7 +138,14 @@ func (t *Terminal) pump() {
 		if n > 0 {
 			t.ring.write(buf[:n])
 		}
-		if err != nil {
+		var released interface{ Released() bool }
+		if err != nil && errors.As(err, &released) && released.Released() {
+			t.closed, t.released = true, true // as by Release; Close then has nothing left to do
+			t.wakeClients()
+			if r, ok := t.tty.(Releaser); ok {
+				defer r.Release()
+			}
+		} else if err != nil {
 			t.exited = true
 			var coded interface{ ExitCode() int }
 			if errors.As(err, &coded) {

@@ -117,8 +117,18 @@ func (e *ShellExit) Error() string {
 // ExitCode is the shell's exit code.
 func (e *ShellExit) ExitCode() int { return e.Code }
 
+// ErrTaken is what Read returns once another Sandlot took the shell over: this connection has ended, the shell
+// has not. Its Released method says so to the terminal package (its clients are told to reconnect).
+var ErrTaken error = taken{}
+
+type taken struct{}
+
+func (taken) Error() string  { return "another Sandlot took the shell over" }
+func (taken) Released() bool { return true }
+
 // Read returns output after the kept output. Once the shell ended it returns a *ShellExit: with the holder's
-// code, or -1 when the holder went (or broke the protocol) without one.
+// code, or -1 when the holder went (or broke the protocol) without one; ErrTaken once another Sandlot took the
+// shell over.
 func (h *Conn) Read(p []byte) (int, error) {
 	for len(h.pending) == 0 {
 		if h.exit != nil {
@@ -136,6 +146,8 @@ func (h *Conn) Read(p []byte) (int, error) {
 			h.pending = q
 		case typ == frameExit && len(q) == 4:
 			h.exit = &ShellExit{Code: int(int32(binary.BigEndian.Uint32(q)))}
+		case typ == frameTaken && len(q) == 0:
+			h.exit = ErrTaken
 		default:
 			h.exit = &ShellExit{Code: -1}
 		}

@@ -31,6 +31,7 @@ const (
 	frameWelcome = 'W' // version u8, first u64, end u64, acked u64, cols u16, rows u16
 	frameOutput  = 'o' // output bytes, continuing where the previous ended
 	frameExit    = 'x' // code i32: the shell ended
+	frameTaken   = 'r' // another Sandlot took the shell over: this connection ends, the shell does not
 )
 
 const (

@@ -293,10 +293,17 @@ func (h *holder) serve(c net.Conn) {
 	// A Sandlot that said hello replaces the one before (a restarted Sandlot finds its predecessor's connection gone
 	// or about to go); a connection that did not (garbage, a probe) replaces nothing.
 	h.mu.Lock()
-	old := h.conn
+	old, oldLink := h.conn, h.link
 	h.conn, h.link = c, nil
 	h.changed.Broadcast()
 	h.mu.Unlock()
+	if oldLink != nil && oldLink.smu.TryLock() {
+		// Tell it why, so that its clients reconnect rather than see the shell end; one that is busy writing is
+		// just closed.
+		oldLink.quiet = 100 * time.Millisecond
+		oldLink.write(frameTaken, nil)
+		oldLink.smu.Unlock()
+	}
 	if old != nil {
 		old.Close()
 	}
