@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// attachTimeout bounds the welcome and the kept output that follows it (a variable for tests).
-var attachTimeout = 3 * time.Second
+// Bounds of Sandlot's waits (variables for tests). attachTimeout bounds the welcome and the kept output that
+// follows it; writeTimeout each write to a holder: one that reads nothing (stopped, or not a holder) ends its
+// terminal rather than holding up whoever types.
+var (
+	attachTimeout = 3 * time.Second
+	writeTimeout  = 5 * time.Second
+)
 
 // Timeouts of Sandlot's side.
 const (
-	// writeTimeout bounds each write to a holder: one that reads nothing (stopped, or not a holder) ends its
-	// terminal rather than holding up whoever types.
-	writeTimeout = 5 * time.Second
 	// endTimeout bounds telling a holder to hang up.
 	endTimeout = time.Second
 )
@@ -172,12 +174,14 @@ func (h *Conn) send(typ byte, p []byte) error {
 	return err
 }
 
-// Write types p into the shell.
+// Write types p into the shell. A holder that takes nothing for writeTimeout ends its terminal (Read then
+// reports it gone), so that the next one starts afresh rather than typing into a stalled one.
 func (h *Conn) Write(p []byte) (int, error) {
 	done := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), outputChunk)]
 		if err := h.send(frameInput, chunk); err != nil {
+			h.c.Close()
 			return done, err
 		}
 		done += len(chunk)

@@ -347,6 +347,35 @@ func TestAttachRefusesHostileHolders(t *testing.T) {
 	}
 }
 
+// A holder that welcomes and then reads nothing (a stopped one, or not a holder) ends its terminal once a write
+// has waited writeTimeout: typing never hangs.
+func TestStalledHolderEndsTerminal(t *testing.T) {
+	writeTimeout = 300 * time.Millisecond
+	defer func() { writeTimeout = 5 * time.Second }()
+	a, b := socketPair(t)
+	defer b.Close()
+	go func() {
+		_, _ = io.ReadFull(b, make([]byte, headerLen+1)) // the hello, then nothing more is read
+		b.Write(welcomeFrame(welcome{cols: 80, rows: 24}))
+	}()
+	h, err := Attach(a, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	junk := make([]byte, 32<<10)
+	for err == nil && time.Since(start) < 10*time.Second {
+		_, err = h.Write(junk)
+	}
+	if err == nil {
+		t.Fatal("writes to a holder that reads nothing never failed")
+	}
+	var exit *ShellExit
+	if _, err := h.Read(make([]byte, 1)); !errors.As(err, &exit) || exit.Code != -1 {
+		t.Fatalf("after the stalled write, Read: %v", err)
+	}
+}
+
 // FuzzAttach feeds arbitrary holder output to Attach and Read: they never panic, and what Read returns adds up
 // to the offsets.
 func FuzzAttach(f *testing.F) {
