@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,64 @@ func TestHeldShellHostileNode(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("refused only after %s", time.Since(start))
+	}
+}
+
+// A shell that floods its terminal while no server is connected is paused by its holder, not buffered: the
+// holder's memory stays small, and the output nobody acknowledged is all there for the next server, which then
+// takes the rest to the end, every byte once.
+func TestHeldShellPausesWithoutServer(t *testing.T) {
+	d, session := heldSession(t)
+	ctx := testContext(t)
+	h, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newHeldReader(t, h)
+	r.mustUntil("[node1 ")
+	const total = 20 << 20
+	h.Write([]byte("stty -echo; head -c 20971520 /dev/zero | tr '\\0' z; echo; echo FLOOD-$((6*7))\n"))
+	r.mustUntil("zzzz")
+	acked := uint64(r.out.Len())
+	h.Ack(acked)
+	time.Sleep(50 * time.Millisecond)
+	h.Release()
+	time.Sleep(2 * time.Second) // the shell prints into a holder nobody reads
+
+	rss := sh(t, d, session, "node1", `p=$(pgrep -f '/usr/local/lib/sandlot/holde[r]-' | head -1); awk '/^Rss:/ {print $2}' /proc/$p/smaps_rollup`)
+	if kib, _ := strconv.Atoi(rss); kib == 0 || kib > 16<<10 {
+		t.Errorf("the holder of a flooding shell uses %s KiB", rss)
+	}
+	h2, reattached, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
+	if err != nil || !reattached {
+		t.Fatalf("reattach: %v %v", reattached, err)
+	}
+	defer h2.Close()
+	first, kept, _ := h2.Replay()
+	end := first + uint64(len(kept))
+	if first > acked || end-acked > 1<<20 {
+		t.Fatalf("kept [%d, %d) after an acknowledgement at %d: unacknowledged output dropped, or more than 1 MiB of it", first, end, acked)
+	}
+	// Take the rest, acknowledging as a page does: every z arrives once.
+	zs := strings.Count(r.out.String(), "z") + strings.Count(string(kept[min(uint64(len(kept)), uint64(r.out.Len())-first):]), "z")
+	buf := make([]byte, 64<<10)
+	next := end
+	h2.Ack(next) // the replay is consumed: the holder reads on
+	var tail []byte // the last bytes read, across reads
+	stop := time.AfterFunc(2*time.Minute, func() { h2.Release() })
+	defer stop.Stop()
+	for !strings.Contains(string(tail), "FLOOD-42") {
+		n, err := h2.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d bytes of the flood (ending %q, at %d): %v", zs, tail, next, err)
+		}
+		zs += strings.Count(string(buf[:n]), "z")
+		next += uint64(n)
+		h2.Ack(next)
+		tail = append(tail, buf[:n]...)
+		tail = tail[max(0, len(tail)-64):]
+	}
+	if zs -= 2; zs != total { // the command line's echo has two: /dev/zero, tr's z
+		t.Fatalf("%d of %d bytes of the flood arrived", zs, total)
 	}
 }
