@@ -285,7 +285,7 @@ func TestHeldShellPausesWithoutServer(t *testing.T) {
 		next += uint64(n)
 		h2.Ack(next)
 		tail = append(tail, buf[:n]...)
-		tail = tail[max(0, len(tail)-64):]
+		tail = tail[max(0, len(tail)-4096):]
 	}
 	if zs -= 2; zs != total { // the command line's echo has two: /dev/zero, tr's z
 		t.Fatalf("%d of %d bytes of the flood arrived", zs, total)
