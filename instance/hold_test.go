@@ -79,6 +79,16 @@ func (r *heldReader) until(want string) error {
 	return nil
 }
 
+// holdSlot1 holds node1's shell in slot 1 and reads it from its replay on.
+func holdSlot1(t *testing.T, d *Driver, session string) (*holder.Conn, *heldReader) {
+	t.Helper()
+	h, _, err := d.HoldTTY(testContext(t), session, "node1", HoldOptions{Slot: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, newHeldReader(t, h)
+}
+
 func (r *heldReader) mustUntil(want string) {
 	r.t.Helper()
 	if err := r.until(want); err != nil {
@@ -176,15 +186,11 @@ func testReattach(t *testing.T, d *Driver, session string, tune func(*Config)) {
 func TestHeldShellHostileNode(t *testing.T) {
 	d, session := heldSession(t)
 	ctx := testContext(t)
-	h, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newHeldReader(t, h)
+	h, r := holdSlot1(t, d, session)
 	h.Write([]byte("export SHL_V=1; echo ready\n"))
 	r.mustUntil("ready")
 	sh(t, d, session, "node1", "pkill -KILL -f /usr/local/lib/sandlot/holde[r]-")
-	err = r.until("never")
+	err := r.until("never")
 	var exit *holder.ShellExit
 	if !errors.As(err, &exit) || exit.Code != -1 {
 		t.Fatalf("after the holder was killed: %v", err)
@@ -239,11 +245,7 @@ func TestHeldShellHostileNode(t *testing.T) {
 func TestHeldShellPausesWithoutServer(t *testing.T) {
 	d, session := heldSession(t)
 	ctx := testContext(t)
-	h, _, err := d.HoldTTY(ctx, session, "node1", HoldOptions{Slot: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newHeldReader(t, h)
+	h, r := holdSlot1(t, d, session)
 	r.mustUntil("[node1 ")
 	const total = 20 << 20
 	h.Write([]byte("stty -echo; head -c 20971520 /dev/zero | tr '\\0' z; echo; echo FLOOD-$((6*7))\n"))
@@ -272,7 +274,7 @@ func TestHeldShellPausesWithoutServer(t *testing.T) {
 	zs := strings.Count(r.out.String(), "z") + strings.Count(string(kept[min(uint64(len(kept)), uint64(r.out.Len())-first):]), "z")
 	buf := make([]byte, 64<<10)
 	next := end
-	h2.Ack(next) // the replay is consumed: the holder reads on
+	h2.Ack(next)    // the replay is consumed: the holder reads on
 	var tail []byte // the last bytes read, across reads
 	stop := time.AfterFunc(2*time.Minute, func() { h2.Release() })
 	defer stop.Stop()
