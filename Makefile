@@ -8,6 +8,7 @@ GO ?= go
 BIN := bin/sandlot
 RUNTIME := bin/sandlot-runtime
 IMAGE_BIN := bin/image/sandlot
+HOLDER := bin/sandlot-holder
 GO_SOURCES := $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
 STATICCHECK := $(HOME)/go/bin/staticcheck
 UI := frontend/dist/index.html
@@ -17,13 +18,17 @@ NODE_MODULES := frontend/node_modules/.package-lock.json
 
 all: build
 
-build: $(BIN) $(RUNTIME)
+build: $(BIN) $(RUNTIME) $(HOLDER)
 
 $(BIN): $(GO_SOURCES) $(UI)
 	$(GO) build -o $@ ./cmd/sandlot
 
 $(RUNTIME): $(GO_SOURCES)
 	$(GO) build -o $@ ./cmd/sandlot-runtime
+
+# The shell holder is copied into nodes (docs/decisions/0027): static, so that it runs in any node image.
+$(HOLDER): $(GO_SOURCES)
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o $@ ./cmd/sandlot-holder
 
 ## ui: the web page, built into frontend/dist (embedded by the next go build)
 ui: $(UI)

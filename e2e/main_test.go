@@ -32,6 +32,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build sandlot: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The shell holder beside it, where make build puts it and the server looks for it.
+	holder := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, "sandlot-holder"), "../cmd/sandlot-holder")
+	holder.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := holder.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build sandlot-holder: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -69,12 +76,23 @@ type proc struct {
 // startServer runs sandlot serve on a free loopback port and returns once it prints that it serves.
 func startServer(t testing.TB, args ...string) *proc {
 	t.Helper()
+	return startServerAt(t, freeAddr(t), args...)
+}
+
+// freeAddr is a loopback address with a port free now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServerAt is startServer on addr (a server restarted where the last one served).
+func startServerAt(t testing.TB, addr string, args ...string) *proc {
+	t.Helper()
 	// No image cache unless the test asks for one: a server's default upstream is Docker Hub, which tests never
 	// reach, and the cache's one port is for one server at a time (testengine.MirrorPort).
 	if !slices.ContainsFunc(args, func(a string) bool {

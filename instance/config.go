@@ -104,6 +104,9 @@ type Config struct {
 	// secret give the nodes of a session the same key, so every server of a deployment must share it. Empty: New
 	// makes a random one, and keys then match only among the nodes this process makes.
 	KeySecret []byte
+	// Holder is the path of the sandlot-holder binary (static), copied into nodes to hold their terminals' shells
+	// so that they outlive this process (HoldTTY). Empty: shells are not held and end with the server.
+	Holder string
 }
 
 func (c Config) withDefaults() (Config, error) {

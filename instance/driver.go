@@ -27,6 +27,7 @@ type Driver struct {
 	nodeDisks bool        // the engine's runtime gives each node a disk of cfg.Disk bytes (sandlot-runtime)
 	seccomp   string      // the nodes' seccomp profile, JSON
 	features  Features
+	holder    *holderBinary // nil: shells are not held
 
 	applyMu sync.Mutex          // one change of faults at a time (SANDLOT-FAULTS is shared by every session)
 	faultMu sync.Mutex          // guards the two below
@@ -60,6 +61,12 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, docker: docker, log: cfg.Logger, seccomp: profile}
+	if cfg.Holder != "" {
+		if d.holder, err = loadHolder(cfg.Holder); err != nil {
+			docker.Close()
+			return nil, err
+		}
+	}
 	if err := d.init(ctx); err != nil {
 		docker.Close()
 		return nil, err

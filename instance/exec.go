@@ -192,7 +192,7 @@ func (d *Driver) OpenTTY(ctx context.Context, session, name string, opts TTYOpti
 	}
 	t := &TTY{d: d, execID: created.ID, conn: conn, in: &lifeline{w: conn.Conn}, out: &demux{r: conn.Reader}}
 	if short {
-		if direct, err := dialShortWay(ctx, root+socket); err == nil {
+		if direct, err := dialShortWay(ctx, root, socket); err == nil {
 			t.direct, t.in, t.out = direct, &lifeline{w: direct}, direct
 		} else {
 			d.log.Debug("terminal takes the engine's way", "session", session, "node", name, "err", err)

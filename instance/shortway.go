@@ -37,14 +37,14 @@ func shortWaySocket() string {
 	return "/run/sandlot/tty/" + hex.EncodeToString(b) + ".sock"
 }
 
-// dialShortWay connects to a terminal's socket, waiting for the supervisor to make it (a few milliseconds after
-// the exec starts; at most 2 s).
-func dialShortWay(ctx context.Context, path string) (net.Conn, error) {
+// dialShortWay connects to a terminal's socket (a supervisor's, or a holder's), waiting for it to be made (a few
+// milliseconds after the exec starts; at most 2 s). The path is resolved inside the node's root (dialInNode): a
+// learner who swaps it for a symlink reaches nothing of the host's.
+func dialShortWay(ctx context.Context, root, path string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	var d net.Dialer
 	for {
-		c, err := d.DialContext(ctx, "unix", path)
+		c, err := dialInNode(ctx, root, path)
 		if err == nil {
 			return c, nil
 		}

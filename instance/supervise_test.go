@@ -403,7 +403,7 @@ func TestSupervisorShortWay(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "tty", "t.sock")
 	s := startSupervisor(t, "--tty", "80x24", "--socket", socket, "--", "sh", "-c",
 		`echo first; read line; stty size; echo "got $line"; read again; echo "then $again"; exit 3`)
-	c, err := dialShortWay(context.Background(), socket)
+	c, err := dialShortWay(context.Background(), "/", socket)
 	if err != nil {
 		t.Fatal(err)
 	}

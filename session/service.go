@@ -28,6 +28,11 @@ type Config struct {
 
 	Pool      map[string]int // warm pool: ready sessions kept per template (see Claim, pool.go); none by default
 	PoolFills int            // pooled sessions set up at once; default 2
+
+	// Held shells (nodes that can hold them, see ShellHolder): the output a shell's holder keeps for a server
+	// that comes back (default 1 MiB; the terminals' scrollback), and how long a shell may go without a server.
+	ShellKeep   int
+	ShellOrphan time.Duration // default 30 min
 }
 
 func (c Config) withDefaults() Config {

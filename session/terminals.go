@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandlot/sandlot/instance"
+	"github.com/sandlot/sandlot/internal/holder"
 	"github.com/sandlot/sandlot/terminal"
 )
 
@@ -25,7 +26,7 @@ func (s *Service) Terminal(ctx context.Context, id, name string, tid int) (*term
 	if _, err := s.LiveInstance(ctx, id, name); err != nil {
 		return nil, err
 	}
-	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, s.shell(ctx, id, name))
+	return s.terminals.Get(terminalKey(id, name, tid), 80, 24, s.shell(ctx, id, name, tid))
 }
 
 // TypeInto types text into the first terminal of a node of a live session (opening its shell if none is open),
@@ -38,10 +39,31 @@ func (s *Service) TypeInto(ctx context.Context, id, name, text string) error {
 	return t.Type([]byte(text))
 }
 
-// shell opens a login shell on a node. The shell outlives the request that opened it: it ends with its
-// terminal, not with ctx.
-func (s *Service) shell(ctx context.Context, id, name string) func() (terminal.TTY, error) {
+// ShellHolder is what nodes offer that can hold shells in the node (an instance.Driver given a holder binary), so
+// that a terminal's shell outlives the server: HoldTTY reattaches to the shell in a slot, or starts one.
+type ShellHolder interface {
+	HoldTTY(ctx context.Context, session, name string, opts instance.HoldOptions) (*holder.Conn, bool, error)
+}
+
+// shell opens login shell tid on a node. The shell outlives the request that opened it: it ends with its
+// terminal, not with ctx. Where nodes hold shells, it also outlives this server: a shell already held in the
+// slot is reattached to, with its output and offsets.
+func (s *Service) shell(ctx context.Context, id, name string, tid int) func() (terminal.TTY, error) {
 	return func() (terminal.TTY, error) {
+		if h, ok := s.nodes.(ShellHolder); ok {
+			tty, reattached, err := h.HoldTTY(context.WithoutCancel(ctx), id, name, instance.HoldOptions{
+				TTYOptions: instance.TTYOptions{Cols: 80, Rows: 24}, Slot: tid,
+				Keep: s.cfg.ShellKeep, Orphan: s.cfg.ShellOrphan})
+			if err == nil {
+				if reattached {
+					s.log.Info("reattached to a held shell", "session", id, "node", name, "terminal", tid)
+				}
+				return heldTTY{Conn: tty, typed: func() { s.input.typed(id) }}, nil
+			}
+			if !errors.Is(err, instance.ErrNotHeld) {
+				return nil, err
+			}
+		}
 		tty, err := s.nodes.OpenTTY(context.WithoutCancel(ctx), id, name, instance.TTYOptions{Cols: 80, Rows: 24})
 		if err != nil {
 			return nil, err
@@ -57,10 +79,22 @@ func (s *Service) prewarm(id, name string) {
 		return // a pooled session's shells are opened when it is claimed
 	}
 	go func() {
-		if _, err := s.terminals.Get(terminalKey(id, name, 1), 80, 24, s.shell(context.Background(), id, name)); err != nil {
+		if _, err := s.terminals.Get(terminalKey(id, name, 1), 80, 24, s.shell(context.Background(), id, name, 1)); err != nil {
 			s.log.Debug("prewarm a shell", "session", id, "node", name, "err", err)
 		}
 	}()
+}
+
+// heldTTY is a held shell as the terminal package takes it (a Replayer, an Acker and a Releaser): what is
+// written to it is typed by the terminal's driver, and typed is told.
+type heldTTY struct {
+	*holder.Conn
+	typed func()
+}
+
+func (h heldTTY) Write(p []byte) (int, error) {
+	h.typed()
+	return h.Conn.Write(p)
 }
 
 // nodeTTY adapts a node's exec TTY to the terminal package: sizes in uint16, and the shell's exit code at the end.

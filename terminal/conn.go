@@ -142,6 +142,9 @@ func writeLoop(ws *websocket.Conn, t *Terminal, c *client) {
 		case ev.end && ev.kicked:
 			hangUp(ws, protoErr(CloseReplaced, "another driver took over"))
 			return
+		case ev.end && ev.released:
+			hangUp(ws, &protocolError{code: websocket.CloseServiceRestart, msg: "the server is restarting: reconnect"})
+			return
 		case ev.end:
 			hangUp(ws, &protocolError{code: websocket.CloseNormalClosure, msg: "terminal closed"})
 			return

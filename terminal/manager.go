@@ -106,14 +106,15 @@ func (m *Manager) Len() int {
 	return n
 }
 
-// Run closes ended and idle terminals every minute until ctx is done, then closes all.
+// Run closes ended and idle terminals every minute until ctx is done, then releases all (Terminal.Release): a
+// shell held in its node lives on for the next server.
 func (m *Manager) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			m.CloseMatching("")
+			m.release()
 			return
 		case <-tick.C:
 			m.sweep()
@@ -123,6 +124,22 @@ func (m *Manager) Run(ctx context.Context) {
 
 func (m *Manager) sweep() {
 	m.close(func(_ string, t *Terminal) bool { return t != nil && (t.Done() || t.Idle() > m.idle) })
+}
+
+// release removes every entry and releases its terminal.
+func (m *Manager) release() {
+	m.mu.Lock()
+	var releasing []*Terminal
+	for k, e := range m.terms {
+		if e.opened() && e.term != nil {
+			releasing = append(releasing, e.term)
+		}
+		delete(m.terms, k)
+	}
+	m.mu.Unlock()
+	for _, t := range releasing {
+		t.Release()
+	}
 }
 
 // close removes the entries that match (t is nil for one still opening) and closes their terminals, outside the

@@ -16,6 +16,26 @@ type TTY interface {
 	Resize(cols, rows uint16) error
 }
 
+// Replayer is a TTY that comes with output it already had: a shell kept in its node by a holder, reattached to
+// after the server restarted. The terminal's offsets continue from first, its scrollback starts with kept, and
+// acked is how far the driver had consumed.
+type Replayer interface {
+	Replay() (first uint64, kept []byte, acked uint64)
+}
+
+// Acker is a TTY that is told how far the driver has consumed the output (a holder paces the shell by it, as the
+// terminal paces reading). Ack may be slow; it is called outside the terminal's lock, with offsets that grow.
+type Acker interface {
+	Ack(offset uint64)
+}
+
+// Releaser is a TTY that can let go of its command without ending it (a holder keeps the shell for the next
+// server). A TTY whose Read returns an error with a Released method that reports true has been let go of from
+// the other side (another server took the shell over): the terminal ends as by Release, its command does not.
+type Releaser interface {
+	Release() error
+}
+
 // Options tune a terminal. Zero values mean the defaults.
 type Options struct {
 	Scrollback int // bytes of output kept for resuming clients; at least HighWater; default 1 MiB
@@ -53,6 +73,7 @@ type Terminal struct {
 	exited     bool
 	exitCode   int32
 	closed     bool
+	released   bool      // closed by Release: the shell lives on for the next server
 	lastSeen   time.Time // when the last client left (zero while one is connected)
 	pumpDone   chan struct{}
 
@@ -69,6 +90,12 @@ func New(tty TTY, cols, rows uint16, opts Options) *Terminal {
 	t := &Terminal{tty: tty, opts: opts, ring: newRing(opts.Scrollback), clients: map[*client]struct{}{},
 		cols: cols, rows: rows, lastSeen: time.Now(), pumpDone: make(chan struct{})}
 	t.acks = sync.NewCond(&t.mu)
+	if r, ok := tty.(Replayer); ok {
+		first, kept, acked := r.Replay()
+		t.ring.start, t.ring.end = first, first
+		t.ring.write(kept)
+		t.acked = min(max(acked, t.ring.start), t.ring.end)
+	}
 	t.mu.Lock()
 	t.wantSize(cols, rows)
 	t.mu.Unlock()
@@ -111,7 +138,14 @@ func (t *Terminal) pump() {
 		if n > 0 {
 			t.ring.write(buf[:n])
 		}
-		if err != nil {
+		var released interface{ Released() bool }
+		if err != nil && errors.As(err, &released) && released.Released() {
+			t.closed, t.released = true, true // as by Release; Close then has nothing left to do
+			t.wakeClients()
+			if r, ok := t.tty.(Releaser); ok {
+				defer r.Release()
+			}
+		} else if err != nil {
 			t.exited = true
 			var coded interface{ ExitCode() int }
 			if errors.As(err, &coded) {
@@ -163,17 +197,30 @@ func (t *Terminal) holdBack(paused *bool) bool {
 }
 
 // Close ends the terminal: the TTY is closed (its shell hangs up) and every client is told.
-func (t *Terminal) Close() error {
+func (t *Terminal) Close() error { return t.end(false) }
+
+// Release ends the terminal for a server that stops: a TTY that can (a Releaser) lets go of its shell without
+// ending it, for the next server to reattach to, and clients are told to reconnect (close code 1012). Other TTYs
+// are closed.
+func (t *Terminal) Release() error { return t.end(true) }
+
+func (t *Terminal) end(release bool) error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return nil
 	}
 	t.closed = true
+	t.released = release
 	t.wakeClients()
 	t.acks.Broadcast()
 	t.mu.Unlock()
-	err := t.tty.Close()
+	var err error
+	if r, ok := t.tty.(Releaser); ok && release {
+		err = r.Release()
+	} else {
+		err = t.tty.Close()
+	}
 	<-t.pumpDone
 	t.resizer.Wait()
 	return err
@@ -239,7 +286,14 @@ type client struct {
 // will start from and whether bytes the client asked for are gone.
 func (t *Terminal) attach(role uint8, resume uint64, cols, rows uint16) (*client, uint64, bool, uint16, uint16) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	acked := t.acked
+	defer func() {
+		newAck := t.acked
+		t.mu.Unlock()
+		if newAck != acked {
+			t.tellAcked(newAck)
+		}
+	}()
 	c := &client{changed: sync.NewCond(&t.mu), role: role, next: resume}
 	lost := false
 	if resume < t.ring.start || resume > t.ring.end {
@@ -283,18 +337,19 @@ func (t *Terminal) detach(c *client) {
 
 // event is what a client's writer must send next.
 type event struct {
-	output []byte // an OUTPUT message: output starting at offset, in frame
-	frame  *[]byte
-	offset uint64
-	lost   bool // output jumped forward to offset: bytes before it are gone
-	resize bool
-	cols   uint16
-	rows   uint16
-	exit   bool
-	code   int32
-	pong   []byte
-	end    bool // the client is detached, replaced, or the terminal closed: stop
-	kicked bool // ... because a newer driver took over
+	output   []byte // an OUTPUT message: output starting at offset, in frame
+	frame    *[]byte
+	offset   uint64
+	lost     bool // output jumped forward to offset: bytes before it are gone
+	resize   bool
+	cols     uint16
+	rows     uint16
+	exit     bool
+	code     int32
+	pong     []byte
+	end      bool // the client is detached, replaced, or the terminal closed: stop
+	kicked   bool // ... because a newer driver took over
+	released bool // ... because the server stops and the shell lives on
 }
 
 // nextEvent waits until there is something for c and returns it, with at most a frame of output (from pool).
@@ -309,7 +364,7 @@ func (t *Terminal) nextEvent(c *client, pool *sync.Pool, coalesce time.Duration)
 	for {
 		switch {
 		case c.gone || c.kicked || t.closed:
-			return event{end: true, kicked: c.kicked}
+			return event{end: true, kicked: c.kicked, released: t.released && !c.gone}
 		case len(c.pongs) > 0:
 			p := c.pongs[0]
 			c.pongs = c.pongs[1:]
@@ -394,13 +449,20 @@ func (t *Terminal) Type(p []byte) error {
 // ack records that the driver c has consumed output up to offset.
 func (t *Terminal) ack(c *client, offset uint64) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.driver != c || offset > t.ring.end {
+	if t.driver != c || offset > t.ring.end || offset <= t.acked {
+		t.mu.Unlock()
 		return
 	}
-	if offset > t.acked {
-		t.acked = offset
-		t.acks.Broadcast()
+	t.acked = offset
+	t.acks.Broadcast()
+	t.mu.Unlock()
+	t.tellAcked(offset)
+}
+
+// tellAcked passes an acknowledgement on to a TTY that paces its command by them (an Acker).
+func (t *Terminal) tellAcked(offset uint64) {
+	if a, ok := t.tty.(Acker); ok {
+		a.Ack(offset)
 	}
 }
 

@@ -44,6 +44,7 @@ type serveOptions struct {
 	origins, labDomain                                                          *string
 	scrollbackKiB                                                               *int
 	terminalIdle                                                                *time.Duration
+	holder                                                                      *string
 	pool                                                                        *string
 	stackMaxKiB, stacksPerClient                                                *int
 	stackAllowLoopback                                                          *bool
@@ -73,6 +74,7 @@ func serveFlags(fs *flag.FlagSet) serveOptions {
 		labDomain:         fs.String("lab-domain", "localhost", "lab links are <node>-<port>-<session>.<lab-domain> (needs wildcard DNS and, with TLS, a wildcard certificate)"),
 		scrollbackKiB:     fs.Int("scrollback", 1024, "KiB of terminal output kept for reconnecting clients (at least 1024)"),
 		terminalIdle:      fs.Duration("terminal-idle", 30*time.Minute, "close a terminal with no client for this long"),
+		holder:            fs.String("holder", "", "the sandlot-holder binary copied into nodes so that shells outlive a restart of the server; empty: sandlot-holder beside this binary, if there is one; none: shells end with the server"),
 		maxUploadMiB:      fs.Int64("max-upload", 32, "MiB of files one request may upload or save into a node"),
 		images:            imageFlags(fs),
 		stackMaxKiB:       fs.Int("stack-max-size", 256, "KiB of a compose file that Try in Sandlot (/?stack=<url>) fetches"),
@@ -176,6 +178,9 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 	}
 	// Every server of the deployment shares the signing key, so all of them give a session the same ssh key.
 	nodeCfg.KeySecret = tokens.Subkey("node ssh keys")
+	if nodeCfg.Holder, err = holderPath(*o.holder); err != nil {
+		return err
+	}
 	driver, err := instance.New(ctx, nodeCfg)
 	if err != nil {
 		return err
@@ -209,9 +214,12 @@ func serve(ctx context.Context, o serveOptions, nodeCfg instance.Config, stdout,
 			return fmt.Errorf("--pool: no template %q (see GET /api/v1/templates)", name)
 		}
 	}
+	if nodeCfg.Holder == "" {
+		log.Warn("no shell holder (--holder): terminals' shells end when the server stops")
+	}
 	terminals := terminal.NewManager(terminal.Options{Scrollback: *o.scrollbackKiB << 10}, *o.terminalIdle)
 	svc := session.NewService(session.Config{DefaultDuration: *o.defaultDuration, MaxDuration: *o.maxDuration,
-		Pool: pool},
+		Pool: pool, ShellKeep: *o.scrollbackKiB << 10, ShellOrphan: *o.terminalIdle},
 		session.Deps{Store: store, Quota: q, Nodes: session.EngineNodes(driver), Templates: tmpls,
 			Tokens: tokens, Terminals: terminals, Metrics: session.NewMetrics(metricsReg, store, q), Log: log})
 	workshops := workshop.New(redisstore.NewWorkshops(rdb), svc, q, log)
@@ -344,4 +352,27 @@ func publicURL(addr net.Addr, tls bool) string {
 		scheme = "https://"
 	}
 	return scheme + net.JoinHostPort(host, port) + "/"
+}
+
+// holderPath is the shell holder binary to copy into nodes: the one --holder names, else sandlot-holder beside
+// this binary if it is there (make build puts it there), else none ("").
+func holderPath(flagValue string) (string, error) {
+	switch flagValue {
+	case "none":
+		return "", nil
+	case "":
+		exe, err := os.Executable()
+		if err != nil {
+			return "", nil
+		}
+		beside := filepath.Join(filepath.Dir(exe), "sandlot-holder")
+		if _, err := os.Stat(beside); err != nil {
+			return "", nil
+		}
+		return beside, nil
+	}
+	if _, err := os.Stat(flagValue); err != nil {
+		return "", fmt.Errorf("--holder: %w", err)
+	}
+	return flagValue, nil
 }

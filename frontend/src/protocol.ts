@@ -107,6 +107,7 @@ export const close = {
   viewerWrote: 4002,
   tooSlow: 4003,
   replaced: 4004,
+  restarting: 1012,
 } as const;
 
 /** The client acknowledges about this often (in bytes consumed). */

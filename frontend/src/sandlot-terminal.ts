@@ -406,7 +406,8 @@ export class SandlotTerminal extends HTMLElement {
     }
     // A network blip, a server restart, a slow socket: try again, quietly, sooner at first.
     this.setState("reconnecting", code);
-    const delay = Math.min(250 * 2 ** this.retry, 5000);
+    // A server that restarts (1012) comes back within seconds, with the shell: try every second at most.
+    const delay = Math.min(250 * 2 ** this.retry, code === proto.close.restarting ? 1000 : 5000);
     this.retry++;
     this.retryTimer = window.setTimeout(() => this.connect(), delay);
   }

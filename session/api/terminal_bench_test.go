@@ -178,35 +178,8 @@ func bareRelay(b *testing.B, tty io.ReadWriter) *websocket.Conn {
 func keystrokes(b *testing.B, raw io.ReadWriter, ws *websocket.Conn) {
 	const rounds = 2000
 	var ours, plain []time.Duration
-	buf := make([]byte, 64)
-	viaRaw := func() time.Duration {
-		start := time.Now()
-		if _, err := raw.Write([]byte{'k'}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadAtLeast(raw, buf[:1], 1); err != nil {
-			b.Fatal(err)
-		}
-		return time.Since(start)
-	}
-	var msg []byte
-	viaSandlot := func() time.Duration {
-		start := time.Now()
-		if err := ws.WriteMessage(websocket.BinaryMessage, []byte{'i', 'k'}); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			m, err := wsread.Next(ws, msg)
-			msg = m
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m[0] == 'o' {
-				ack(ws, m)
-				return time.Since(start)
-			}
-		}
-	}
+	viaRaw := rawEcho(b, raw)
+	viaSandlot := wsEcho(b, ws)
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < rounds; r++ {
 			if r%2 == 0 {
@@ -224,6 +197,43 @@ func keystrokes(b *testing.B, raw io.ReadWriter, ws *websocket.Conn) {
 	b.ReportMetric(us(percentile(plain, 99)), "us-raw-p99")
 	b.ReportMetric(float64(percentile(ours, 50))/float64(percentile(plain, 50)), "ratio-p50")
 	b.ReportMetric(float64(percentile(ours, 99))/float64(percentile(plain, 99)), "ratio-p99")
+}
+
+// rawEcho returns a function that types one byte into raw and times its echo.
+func rawEcho(b *testing.B, raw io.ReadWriter) func() time.Duration {
+	buf := make([]byte, 64)
+	return func() time.Duration {
+		start := time.Now()
+		if _, err := raw.Write([]byte{'k'}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadAtLeast(raw, buf[:1], 1); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+}
+
+// wsEcho returns a function that types one byte into a terminal's WebSocket and times its echo.
+func wsEcho(b *testing.B, ws *websocket.Conn) func() time.Duration {
+	var msg []byte
+	return func() time.Duration {
+		start := time.Now()
+		if err := ws.WriteMessage(websocket.BinaryMessage, []byte{'i', 'k'}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			m, err := wsread.Next(ws, msg)
+			msg = m
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m[0] == 'o' {
+				ack(ws, m)
+				return time.Since(start)
+			}
+		}
+	}
 }
 
 // BenchmarkTerminalThroughput: MB/s of 200 MB of output, through Sandlot (one client, and the driver with 4
