@@ -8,6 +8,7 @@ GO ?= go
 BIN := bin/sandlot
 RUNTIME := bin/sandlot-runtime
 IMAGE_BIN := bin/image/sandlot
+IMAGE_HOLDER := bin/image/sandlot-holder
 HOLDER := bin/sandlot-holder
 GO_SOURCES := $(shell find . -name '*.go' -not -path './frontend/node_modules/*') go.mod go.sum
 STATICCHECK := $(HOME)/go/bin/staticcheck
@@ -58,13 +59,17 @@ node-image: host
 	@ops/build-node-image
 
 ## server-images: sandlot/sandlot and sandlot/redis (ops/sandlot), offline like the node image
-server-images: host $(IMAGE_BIN)
-	@ops/build-sandlot-image $(IMAGE_BIN)
+server-images: host $(IMAGE_BIN) $(IMAGE_HOLDER)
+	@ops/build-sandlot-image $(IMAGE_BIN) $(IMAGE_HOLDER)
 
 # The server for its image: static, so that it runs on the image's Debian whatever this host's C library is; without
 # version control stamps, so that a commit that changes no code changes no image.
 $(IMAGE_BIN): $(GO_SOURCES) $(UI)
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o $@ ./cmd/sandlot
+
+# The shell holder beside it in the image (the server copies it into nodes), built the same way.
+$(IMAGE_HOLDER): $(GO_SOURCES)
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o $@ ./cmd/sandlot-holder
 
 ## engine: the node engine (user-namespaced nodes; it keeps running), with the node image in it
 engine: node-image $(RUNTIME)
