@@ -300,9 +300,10 @@ func (s *Service) claim(ctx context.Context, req CreateRequest, maxInstances int
 			s.End(context.WithoutCancel(ctx), sess.ID, EndError, "could not issue a token")
 			return Created{}, false, err
 		}
-		// Shells are opened for the person, after the claim: nothing typed before it can show. Only the first
-		// node's, which the page opens first: five shells starting at once would hold up the first command.
-		s.terminals.CloseMatching(sess.ID + "/")
+		// The first node's shell was opened as the session was pooled (see fill), in this process or, held in the
+		// node, for any; this opens it where it is not (another process's, or closed by the idle sweep meanwhile).
+		// Only the first node's, which the page opens first: five shells starting at once would hold up the first
+		// command.
 		if len(out.Instances) > 0 {
 			s.prewarm(sess.ID, out.Instances[0].Name)
 		}
@@ -540,6 +541,15 @@ func (s *Service) fill(ctx context.Context, template string, most int) {
 			p.failed(s, template, err)
 		}
 		return
+	}
+	// The first node's shell (the one the page opens first) is started now rather than at the claim: a room
+	// claiming at once then finds twenty prompts waiting, where twenty login shells starting together took seconds.
+	// Nobody can type into it before the claim (a pooled session has no token but the admin's).
+	if sess, err := s.store.Get(ctx, id); err == nil && len(sess.Instances) > 0 {
+		name := sess.Instances[0].Name
+		if _, err := s.terminals.Get(terminalKey(id, name, 1), 80, 24, s.shell(context.Background(), id, name, 1)); err != nil {
+			s.log.Debug("pool: open the first shell", "session", id, "node", name, "err", err)
+		}
 	}
 	if err := p.store.PoolReady(ctx, id, template); err != nil {
 		s.End(context.WithoutCancel(ctx), id, EndError, "pooled session: "+err.Error())

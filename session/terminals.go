@@ -76,7 +76,7 @@ func (s *Service) shell(ctx context.Context, id, name string, tid int) func() (t
 // finds a prompt waiting rather than starting a shell then. Nobody using it costs little: the idle sweep closes it.
 func (s *Service) prewarm(id, name string) {
 	if s.isFilling(id) {
-		return // a pooled session's shells are opened when it is claimed
+		return // a pooled session opens its first node's shell alone, once set up (see fill)
 	}
 	go func() {
 		if _, err := s.terminals.Get(terminalKey(id, name, 1), 80, 24, s.shell(context.Background(), id, name, 1)); err != nil {
